@@ -1,0 +1,422 @@
+//! kube-sim: an in-memory Kubernetes API server that real kubectl and kube-rs accept.
+//!
+//! The simulator speaks the Kubernetes REST protocol over HTTPS (or plain HTTP for tests): discovery (legacy and
+//! aggregated), generic storage for any group/version/resource with resourceVersion semantics, list/watch with
+//! resume, bookmarks and 410 Gone, label and field selectors, four patch types, status subresources, custom
+//! resources served dynamically from CustomResourceDefinitions with schema validation, the identity APIs
+//! (TokenRequest, TokenReview, SubjectAccessReview, OIDC discovery), RBAC authorisation of every request, mutating
+//! admission webhooks on pod creation, owner-reference garbage collection, and a small kubelet that gives pods an
+//! IP and writes their projected service-account tokens.
+//!
+//! Layout: pure decisions live in sibling crates (`kube-sim-machinery` for selectors and patches,
+//! `kube-sim-auth` for RBAC and tokens, `kube-sim-schema` for CRD schemas and tables); this crate owns the IO:
+//! [`store`] (objects, versions, change log), [`server`] (HTTP, authentication), [`api`] (verbs), [`watch`],
+//! [`admission`], [`kubelet`], [`gc`] and [`persist`].
+//!
+//! Start one with [`start`]; the returned [`Handle`] tells the URL, the CA and the admin token, and stops the
+//! server when dropped or when [`Handle::shutdown`] is called.
+
+pub mod admission;
+pub mod api;
+pub mod discovery;
+pub mod error;
+pub mod gc;
+pub mod kubelet;
+pub mod meta;
+pub mod persist;
+pub mod resources;
+pub mod reviews;
+mod schema_glue;
+pub mod server;
+pub mod store;
+pub mod tls;
+pub mod watch;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use parking_lot::RwLock;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch as tokio_watch};
+
+pub use crate::error::{ApiError, ApiResult};
+use crate::resources::{Registry, ResKey};
+pub use crate::server::{Config, User};
+use crate::store::Store;
+
+/// Name of the admin user the admin token authenticates as.
+pub const ADMIN_USER: &str = "kube-sim-admin";
+
+/// Shared server state.
+pub struct Sim {
+    /// Configuration.
+    pub config: Config,
+    /// Objects.
+    pub store: Store,
+    /// Served resource types.
+    pub registry: RwLock<Registry>,
+    /// Service-account token signer.
+    pub signer: kube_sim_auth::token::Signer,
+    /// The admin bearer token.
+    pub admin_token: String,
+    /// Base URL (`https://127.0.0.1:PORT`).
+    pub base_url: String,
+    /// PEM of the serving CA (None for plain HTTP).
+    pub ca_pem: Option<String>,
+    /// Bumped on every RBAC write, so the cached RBAC snapshot is rebuilt.
+    pub rbac_generation: std::sync::atomic::AtomicU64,
+    /// The RBAC snapshot and the generation it was built at.
+    pub rbac_cache: RwLock<Option<(u64, Arc<kube_sim_auth::StaticRbac>)>>,
+    /// Deleted-object uids for the garbage collector.
+    pub gc_tx: mpsc::UnboundedSender<gc::GcEvent>,
+    /// Flips to true on shutdown.
+    pub shutdown: tokio_watch::Receiver<bool>,
+}
+
+/// A running simulator.
+pub struct Handle {
+    /// Listening address.
+    pub addr: SocketAddr,
+    /// `https://127.0.0.1:PORT` (or http).
+    pub url: String,
+    /// PEM of the CA that signed the serving certificate (None for plain HTTP).
+    pub ca_pem: Option<String>,
+    /// Admin bearer token.
+    pub admin_token: String,
+    /// Path of the admin kubeconfig, when a directory was configured.
+    pub kubeconfig: Option<PathBuf>,
+    /// Shared state (tests use it to reach the store directly).
+    pub sim: Arc<Sim>,
+    shutdown: tokio_watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Handle {
+    /// Stop serving, persist state (when configured) and wait for background tasks.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        if self.sim.config.persist
+            && let Err(e) = persist::save(&self.sim)
+        {
+            tracing::error!(error = %e, "could not persist state on shutdown");
+        }
+    }
+
+    /// Wait until the server stops (Ctrl-C handling is the caller's).
+    pub async fn wait(&mut self) {
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Start a simulator.
+pub async fn start(config: Config) -> anyhow::Result<Handle> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("bind {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let scheme = if config.tls { "https" } else { "http" };
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    let url = format!("{scheme}://{host}:{}", addr.port());
+    if let Some(dir) = &config.dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+
+    let ca = if config.tls {
+        Some(persist::load_or_create_ca(config.dir.as_deref())?)
+    } else {
+        None
+    };
+    let tls = match &ca {
+        Some(ca) => {
+            let mut sans = vec![
+                "localhost".to_string(),
+                "127.0.0.1".to_string(),
+                "kubernetes".into(),
+                "kubernetes.default".into(),
+                "kubernetes.default.svc".into(),
+                "kubernetes.default.svc.cluster.local".into(),
+            ];
+            if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
+                sans.push(addr.ip().to_string());
+            }
+            sans.extend(config.extra_sans.iter().cloned());
+            let cert = ca.issue("kube-apiserver", &sans)?;
+            Some(tls::server_config(&cert)?)
+        }
+        None => None,
+    };
+    let issuer = config.issuer.clone().unwrap_or_else(|| url.clone());
+    let signer = persist::load_or_create_signer(config.dir.as_deref(), &issuer)?;
+    let admin_token = match &config.admin_token {
+        Some(t) => t.clone(),
+        None => persist::load_or_create_admin_token(config.dir.as_deref())?,
+    };
+    let (shutdown_tx, shutdown_rx) = tokio_watch::channel(false);
+    let (gc_tx, gc_rx) = mpsc::unbounded_channel();
+    let sim = Arc::new(Sim {
+        store: Store::new(config.watch_cache_size),
+        registry: RwLock::new(Registry::builtin()),
+        signer,
+        admin_token: admin_token.clone(),
+        base_url: url.clone(),
+        ca_pem: ca.as_ref().map(|c| c.cert_pem.clone()),
+        rbac_generation: std::sync::atomic::AtomicU64::new(0),
+        rbac_cache: RwLock::new(None),
+        gc_tx,
+        shutdown: shutdown_rx.clone(),
+        config: config.clone(),
+    });
+
+    let restored = if config.persist {
+        persist::load(&sim)?
+    } else {
+        false
+    };
+    if !restored {
+        bootstrap(&sim)?;
+    }
+    for file in &config.seed {
+        persist::seed_file(&sim, file)
+            .await
+            .with_context(|| format!("seed {}", file.display()))?;
+    }
+
+    let mut kubeconfig = None;
+    if let Some(dir) = &config.dir {
+        if let Some(ca) = &ca {
+            tls::write_private(&dir.join("ca.crt"), ca.cert_pem.as_bytes())?;
+        }
+        let path = dir.join("kubeconfig");
+        tls::write_kubeconfig(
+            &path,
+            &url,
+            ca.as_ref().map(|c| c.cert_pem.as_str()),
+            &admin_token,
+        )?;
+        kubeconfig = Some(path);
+    }
+
+    let mut tasks = vec![tokio::spawn(server::serve(
+        sim.clone(),
+        listener,
+        tls,
+        shutdown_rx.clone(),
+    ))];
+    tasks.push(tokio::spawn(gc::run(sim.clone(), gc_rx)));
+    if config.kubelet_dir.is_some() {
+        tasks.push(tokio::spawn(kubelet::run(sim.clone())));
+    }
+    if config.persist {
+        tasks.push(tokio::spawn(persist::run(sim.clone())));
+    }
+    tracing::info!(%url, "kube-sim serving");
+    Ok(Handle {
+        addr,
+        url,
+        ca_pem: ca.map(|c| c.cert_pem),
+        admin_token,
+        kubeconfig,
+        sim,
+        shutdown: shutdown_tx,
+        tasks,
+    })
+}
+
+/// Objects every cluster starts with: the default namespaces, their default service accounts, and the bootstrap
+/// RBAC roles that let authenticated users discover the API and review themselves.
+fn bootstrap(sim: &Sim) -> anyhow::Result<()> {
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        api::create_internal(sim, obj)
+            .map_err(|e| anyhow::anyhow!("bootstrap namespace {ns}: {e}"))?;
+    }
+    let discovery_paths = json!([
+        "/api",
+        "/api/*",
+        "/apis",
+        "/apis/*",
+        "/openapi",
+        "/openapi/*",
+        "/version",
+        "/version/",
+        "/healthz",
+        "/livez",
+        "/readyz"
+    ]);
+    let objs = vec![
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "system:discovery"},
+               "rules": [{"nonResourceURLs": discovery_paths, "verbs": ["get"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "system:public-info-viewer"},
+               "rules": [{"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "system:basic-user"},
+               "rules": [{"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], "verbs": ["create"]},
+                         {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "system:service-account-issuer-discovery"},
+               "rules": [{"nonResourceURLs": ["/.well-known/openid-configuration", "/.well-known/openid-configuration/", "/openid/v1/jwks", "/openid/v1/jwks/"], "verbs": ["get"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "cluster-admin"},
+               "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "system:discovery"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:discovery"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "system:public-info-viewer"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:public-info-viewer"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"},
+                            {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:unauthenticated"}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "system:basic-user"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:basic-user"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}]}),
+        // Issuer discovery is public, as it is for AKS OIDC issuers: Entra (and azure-sim) fetch it anonymously.
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "system:service-account-issuer-discovery"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:service-account-issuer-discovery"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:serviceaccounts"},
+                            {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:unauthenticated"}]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "cluster-admin"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:masters"}]}),
+    ];
+    for o in objs {
+        api::create_internal(sim, o).map_err(|e| anyhow::anyhow!("bootstrap RBAC: {e}"))?;
+    }
+    Ok(())
+}
+
+impl Sim {
+    /// Storage key for a kind's resource (`Pod` -> pods).
+    pub fn key_of(&self, group: &str, resource: &str) -> ResKey {
+        ResKey::new(group, resource)
+    }
+
+    /// Authenticate a request from its `Authorization` header.
+    pub fn authenticate(&self, headers: &http::HeaderMap) -> ApiResult<User> {
+        let Some(auth) = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Ok(User::anonymous());
+        };
+        let Some(token) = auth
+            .strip_prefix("Bearer ")
+            .or_else(|| auth.strip_prefix("bearer "))
+            .map(str::trim)
+        else {
+            return Err(ApiError::unauthorized());
+        };
+        if !token.is_empty() && constant_time_eq(token.as_bytes(), self.admin_token.as_bytes()) {
+            return Ok(User {
+                name: ADMIN_USER.into(),
+                uid: String::new(),
+                groups: vec!["system:masters".into(), "system:authenticated".into()],
+                extra: Default::default(),
+            });
+        }
+        match reviews::review_token(self, token, &[]) {
+            Ok((user, _)) => Ok(user),
+            Err(_) => Err(ApiError::unauthorized()),
+        }
+    }
+
+    /// Apply `Impersonate-*` headers when the caller may impersonate.
+    pub fn impersonate(&self, user: User, headers: &http::HeaderMap) -> ApiResult<User> {
+        let Some(target) = headers
+            .get("impersonate-user")
+            .and_then(|v| v.to_str().ok())
+        else {
+            if headers.get("impersonate-group").is_some() {
+                return Err(ApiError::bad_request(
+                    "requested [Impersonate-Group] without impersonating a user",
+                ));
+            }
+            return Ok(user);
+        };
+        let groups: Vec<String> = headers
+            .get_all("impersonate-group")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_string)
+            .collect();
+        let check = |resource: &str, name: &str, ns: Option<&str>| -> ApiResult<()> {
+            let attrs = api::Attrs::resource("impersonate", "", resource, None, ns, Some(name));
+            if api::authorize(self, &user, &attrs).0 {
+                Ok(())
+            } else {
+                Err(ApiError::forbidden(format!(
+                    "{resource} \"{name}\" is forbidden: User \"{}\" cannot impersonate resource \"{resource}\" in API group \"\" at the cluster scope",
+                    user.name
+                )))
+            }
+        };
+        let mut out_groups = groups.clone();
+        if let Some(rest) = target.strip_prefix("system:serviceaccount:") {
+            let (ns, name) = rest.split_once(':').unwrap_or(("", rest));
+            check("serviceaccounts", name, Some(ns))?;
+            if groups.is_empty() {
+                out_groups = vec![
+                    "system:serviceaccounts".into(),
+                    format!("system:serviceaccounts:{ns}"),
+                ];
+            }
+        } else {
+            check("users", target, None)?;
+        }
+        for g in &groups {
+            check("groups", g, None)?;
+        }
+        if target != "system:anonymous" && !out_groups.iter().any(|g| g == "system:authenticated") {
+            out_groups.push("system:authenticated".into());
+        }
+        let mut extra = std::collections::BTreeMap::new();
+        for (name, value) in headers {
+            if let Some(key) = name.as_str().strip_prefix("impersonate-extra-")
+                && let Ok(v) = value.to_str()
+            {
+                extra
+                    .entry(key.to_string())
+                    .or_insert_with(Vec::new)
+                    .push(v.to_string());
+            }
+        }
+        let uid = headers
+            .get("impersonate-uid")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        Ok(User {
+            name: target.to_string(),
+            uid,
+            groups: out_groups,
+            extra,
+        })
+    }
+
+    /// Look up an object as JSON.
+    pub fn get_object(
+        &self,
+        group: &str,
+        resource: &str,
+        ns: &str,
+        name: &str,
+    ) -> Option<Arc<Value>> {
+        self.store.get(&ResKey::new(group, resource), ns, name)
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,424 @@
+//! The identity APIs: TokenRequest (`serviceaccounts/token`), TokenReview, SubjectAccessReview and its
+//! self / local variants, SelfSubjectRulesReview, SelfSubjectReview; and the RBAC decision used to authorise
+//! every request. The decisions themselves are in `kube-sim-auth`; this module feeds them live objects.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde_json::{Value, json};
+
+use crate::Sim;
+use crate::api::Attrs;
+use crate::error::{ApiError, ApiResult, Cause};
+use crate::resources::{ResKey, ResourceType};
+use crate::server::User;
+use kube_sim_auth::token::{BoundObject, BoundObjectKind, ObjectRef};
+use kube_sim_auth::{
+    AuthError, ObjectLookup, ObjectState, ReviewError, ReviewedToken, StaticRbac,
+    TokenRequestInput, UserInfo,
+};
+
+const RBAC_KINDS: &[&str] = &[
+    "roles",
+    "clusterroles",
+    "rolebindings",
+    "clusterrolebindings",
+];
+
+fn user_info(u: &User) -> UserInfo {
+    UserInfo {
+        username: u.name.clone(),
+        uid: u.uid.clone(),
+        groups: u.groups.clone(),
+        extra: u.extra.clone(),
+    }
+}
+
+fn to_user(u: &UserInfo) -> User {
+    User {
+        name: u.username.clone(),
+        uid: u.uid.clone(),
+        groups: u.groups.clone(),
+        extra: u.extra.clone(),
+    }
+}
+
+/// The RBAC objects, rebuilt only when one of them changed.
+fn rbac_snapshot(sim: &Sim) -> Arc<StaticRbac> {
+    let generation = sim.rbac_generation.load(Ordering::SeqCst);
+    if let Some((g, snap)) = sim.rbac_cache.read().as_ref()
+        && *g == generation
+    {
+        return snap.clone();
+    }
+    let mut objs = Vec::new();
+    for r in RBAC_KINDS {
+        let (items, _, _) = sim.store.list(
+            &ResKey::new("rbac.authorization.k8s.io", r),
+            None,
+            None,
+            None,
+            None,
+            &|_| true,
+        );
+        objs.extend(items.iter().map(|o| (**o).clone()));
+    }
+    let snap = Arc::new(StaticRbac::from_objects(objs));
+    *sim.rbac_cache.write() = Some((generation, snap.clone()));
+    snap
+}
+
+fn auth_attrs(user: UserInfo, a: &Attrs) -> kube_sim_auth::Attributes {
+    if a.resource_request {
+        kube_sim_auth::Attributes::resource(
+            user,
+            kube_sim_auth::ResourceAttributes {
+                verb: a.verb.clone(),
+                namespace: a.namespace.clone().unwrap_or_default(),
+                group: a.group.clone(),
+                version: String::new(),
+                resource: a.resource.clone(),
+                subresource: a.subresource.clone().unwrap_or_default(),
+                name: a.name.clone().unwrap_or_default(),
+            },
+        )
+    } else {
+        kube_sim_auth::Attributes::non_resource(user, a.path.clone(), a.verb.clone())
+    }
+}
+
+/// RBAC decision for a request: (allowed, reason).
+pub fn rbac_decision(sim: &Sim, user: &User, attrs: &Attrs) -> (bool, String) {
+    let snap = rbac_snapshot(sim);
+    let d = kube_sim_auth::authorize(&auth_attrs(user_info(user), attrs), snap.as_ref());
+    (d.allowed, d.reason)
+}
+
+struct StoreLookup<'a>(&'a Sim);
+
+impl ObjectLookup for StoreLookup<'_> {
+    fn service_account(&self, namespace: &str, name: &str) -> Option<ObjectState> {
+        self.0
+            .store
+            .get(&ResKey::new("", "serviceaccounts"), namespace, name)
+            .map(|o| ObjectState::from_object(&o))
+    }
+    fn pod(&self, namespace: &str, name: &str) -> Option<ObjectState> {
+        self.0
+            .store
+            .get(&ResKey::new("", "pods"), namespace, name)
+            .map(|o| ObjectState::from_object(&o))
+    }
+    fn secret(&self, namespace: &str, name: &str) -> Option<ObjectState> {
+        self.0
+            .store
+            .get(&ResKey::new("", "secrets"), namespace, name)
+            .map(|o| ObjectState::from_object(&o))
+    }
+    fn node(&self, name: &str) -> Option<ObjectState> {
+        self.0
+            .store
+            .get(&ResKey::new("", "nodes"), "", name)
+            .map(|o| ObjectState::from_object(&o))
+    }
+}
+
+/// The API server's own audiences (`--api-audiences` defaults to the issuer).
+pub fn api_audiences(sim: &Sim) -> Vec<String> {
+    vec![sim.signer.issuer().to_string()]
+}
+
+/// Authenticate a service-account token: signature, time, audience, and liveness of the bound objects.
+pub fn review_token(
+    sim: &Sim,
+    token: &str,
+    audiences: &[String],
+) -> Result<(User, ReviewedToken), ReviewError> {
+    let reviewed = sim.signer.authenticate(
+        token,
+        crate::meta::now_unix(),
+        audiences,
+        &api_audiences(sim),
+        &StoreLookup(sim),
+    )?;
+    Ok((to_user(&reviewed.user), reviewed))
+}
+
+fn auth_err(kind: &str, group: &str, name: &str, e: AuthError) -> ApiError {
+    match e {
+        AuthError::Invalid(errs) => ApiError::invalid(
+            kind,
+            group,
+            name,
+            errs.iter()
+                .map(|f| Cause {
+                    reason: f.cause_reason().into(),
+                    message: f.to_string(),
+                    field: f.field.clone(),
+                })
+                .collect(),
+        ),
+        AuthError::BadRequest(m) => ApiError::bad_request(m),
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
+fn review_object(kind: &str, api_version: &str, body: &Value, status: Value) -> Value {
+    let mut meta = body.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    if let Some(m) = meta.as_object_mut() {
+        m.insert("creationTimestamp".into(), Value::Null);
+    }
+    json!({"kind": kind, "apiVersion": api_version, "metadata": meta, "spec": body.get("spec").cloned().unwrap_or_else(|| json!({})), "status": status})
+}
+
+/// Handle a create on one of the review resources.
+pub fn handle_review(
+    sim: &Sim,
+    user: &User,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    body: Value,
+) -> ApiResult<Value> {
+    let av = rt.api_version();
+    let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
+    match rt.resource.as_str() {
+        "tokenreviews" => {
+            let token = spec.get("token").and_then(Value::as_str).unwrap_or("");
+            if token.is_empty() {
+                return Err(ApiError::invalid(
+                    "TokenReview",
+                    "authentication.k8s.io",
+                    "",
+                    vec![Cause {
+                        reason: "FieldValueRequired".into(),
+                        message: "spec.token: Required value".into(),
+                        field: "spec.token".into(),
+                    }],
+                ));
+            }
+            let auds: Vec<String> = spec
+                .get("audiences")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let result = if token == sim.admin_token {
+                // Static token: authenticated as the admin, audiences as requested.
+                return Ok(review_object(
+                    "TokenReview",
+                    &av,
+                    &body,
+                    json!({"authenticated": true, "user": {"username": crate::ADMIN_USER, "groups": ["system:masters", "system:authenticated"]}, "audiences": if auds.is_empty() { api_audiences(sim) } else { auds }}),
+                ));
+            } else {
+                sim.signer.authenticate(
+                    token,
+                    crate::meta::now_unix(),
+                    &auds,
+                    &api_audiences(sim),
+                    &StoreLookup(sim),
+                )
+            };
+            Ok(review_object(
+                "TokenReview",
+                &av,
+                &body,
+                kube_sim_auth::token_review_status(result),
+            ))
+        }
+        "subjectaccessreviews" | "localsubjectaccessreviews" => {
+            let attrs = kube_sim_auth::Attributes::from_sar_spec(&spec)
+                .map_err(|e| auth_err(&rt.kind, &rt.group, "", e))?;
+            if rt.resource == "localsubjectaccessreviews" {
+                let want = ns.unwrap_or("");
+                if attrs.namespace() != want {
+                    return Err(ApiError::bad_request(format!(
+                        "spec.resourceAttributes.namespace must match namespace: {want}"
+                    )));
+                }
+            }
+            let d = kube_sim_auth::authorize(&attrs, rbac_snapshot(sim).as_ref());
+            Ok(review_object(&rt.kind, &av, &body, d.to_status()))
+        }
+        "selfsubjectaccessreviews" => {
+            let attrs = kube_sim_auth::Attributes::from_self_sar_spec(&spec, &user_info(user))
+                .map_err(|e| auth_err(&rt.kind, &rt.group, "", e))?;
+            let d = kube_sim_auth::authorize(&attrs, rbac_snapshot(sim).as_ref());
+            Ok(review_object(&rt.kind, &av, &body, d.to_status()))
+        }
+        "selfsubjectrulesreviews" => {
+            let namespace = spec.get("namespace").and_then(Value::as_str).unwrap_or("");
+            let r = kube_sim_auth::rules_review(
+                &user_info(user),
+                namespace,
+                rbac_snapshot(sim).as_ref(),
+            );
+            Ok(review_object(&rt.kind, &av, &body, r.to_status()))
+        }
+        "selfsubjectreviews" => Ok(json!({
+            "kind": "SelfSubjectReview", "apiVersion": av, "metadata": {"creationTimestamp": null},
+            "status": {"userInfo": user.to_json()}
+        })),
+        _ => Err(ApiError::no_route()),
+    }
+}
+
+/// `POST serviceaccounts/NAME/token`.
+pub fn token_request(sim: &Sim, ns: &str, sa_name: &str, body: Value) -> ApiResult<Value> {
+    let sa = sim
+        .store
+        .get(&ResKey::new("", "serviceaccounts"), ns, sa_name)
+        .ok_or_else(|| ApiError::not_found("serviceaccounts", "", sa_name))?;
+    let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let mut input = TokenRequestInput::new(
+        sim.signer.issuer(),
+        ns,
+        sa_name,
+        sa.pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+    );
+    input.audiences = spec
+        .get("audiences")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .filter(|a: &Vec<String>| !a.is_empty())
+        .unwrap_or_else(|| api_audiences(sim));
+    input.expiration_seconds = spec.get("expirationSeconds").and_then(Value::as_i64);
+    if let Some(b) = spec.get("boundObjectRef").filter(|b| !b.is_null()) {
+        let kind = b.get("kind").and_then(Value::as_str).unwrap_or("");
+        let name = b.get("name").and_then(Value::as_str).unwrap_or("");
+        let want_uid = b.get("uid").and_then(Value::as_str).unwrap_or("");
+        let (resource, bkind) = match kind {
+            "Pod" => ("pods", BoundObjectKind::Pod),
+            "Secret" => ("secrets", BoundObjectKind::Secret),
+            "Node" => ("nodes", BoundObjectKind::Node),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "cannot bind token for serviceaccount \"{sa_name}\" to object of type \"{other}\""
+                )));
+            }
+        };
+        let obj_ns = if bkind == BoundObjectKind::Node {
+            ""
+        } else {
+            ns
+        };
+        let obj = sim
+            .store
+            .get(&ResKey::new("", resource), obj_ns, name)
+            .ok_or_else(|| ApiError::not_found(resource, "", name))?;
+        let uid = obj
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if !want_uid.is_empty() && want_uid != uid {
+            return Err(ApiError::conflict_message(format!(
+                "the UID in the bound object reference ({want_uid}) does not match the UID in record. The object might have been deleted and then recreated"
+            )));
+        }
+        if bkind == BoundObjectKind::Pod {
+            let pod_sa = obj
+                .pointer("/spec/serviceAccountName")
+                .and_then(Value::as_str)
+                .unwrap_or("default");
+            if pod_sa != sa_name {
+                return Err(ApiError::bad_request(format!(
+                    "cannot bind token to pod \"{name}\": pod uses service account \"{pod_sa}\", not \"{sa_name}\""
+                )));
+            }
+            if let Some(node) = obj
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
+                let node_uid = sim
+                    .store
+                    .get(&ResKey::new("", "nodes"), "", node)
+                    .and_then(|n| {
+                        n.pointer("/metadata/uid")
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    })
+                    .unwrap_or_default();
+                input.node = Some(ObjectRef::new(node, node_uid));
+            }
+        }
+        input.bound_object = Some(BoundObject {
+            kind: bkind,
+            object: ObjectRef::new(name, uid),
+        });
+    }
+    let issued = sim
+        .signer
+        .issue(&input, crate::meta::now_unix())
+        .map_err(|e| auth_err("TokenRequest", "authentication.k8s.io", sa_name, e))?;
+    let mut spec_out = spec.clone();
+    spec_out["audiences"] = json!(input.audiences);
+    spec_out["expirationSeconds"] = json!(
+        issued.expiration_unix
+            - issued
+                .claims
+                .get("iat")
+                .and_then(Value::as_i64)
+                .unwrap_or(issued.expiration_unix)
+    );
+    if spec_out.get("boundObjectRef").is_none() {
+        spec_out["boundObjectRef"] = Value::Null;
+    }
+    Ok(json!({
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": sa_name, "namespace": ns, "creationTimestamp": crate::meta::now_rfc3339()},
+        "spec": spec_out,
+        "status": issued.token_request_status()
+    }))
+}
+
+/// Mint a pod-bound token for a projected volume source (kubelet). Returns the token and its expiry.
+pub fn mint_for_pod(
+    sim: &Sim,
+    pod: &Value,
+    audiences: Vec<String>,
+    expiration_seconds: i64,
+) -> Result<(String, i64), String> {
+    let ns = pod
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let name = pod
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let sa = pod
+        .pointer("/spec/serviceAccountName")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let body = json!({"spec": {
+        "audiences": audiences,
+        "expirationSeconds": expiration_seconds,
+        "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": name, "uid": pod.pointer("/metadata/uid").cloned().unwrap_or(Value::Null)}
+    }});
+    let tr = token_request(sim, ns, sa, body).map_err(|e| e.message)?;
+    let token = tr
+        .pointer("/status/token")
+        .and_then(Value::as_str)
+        .ok_or("no token issued")?
+        .to_string();
+    let exp = tr
+        .pointer("/status/expirationTimestamp")
+        .and_then(Value::as_str)
+        .and_then(kube_sim_auth::time::parse_rfc3339)
+        .unwrap_or(crate::meta::now_unix() + expiration_seconds);
+    Ok((token, exp))
+}

@@ -1,0 +1,68 @@
+//! Shared fixtures for kube-sim integration tests: one simulator per test on a random loopback port.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// A running simulator with an admin client.
+pub struct Sim {
+    pub handle: kube_sim::Handle,
+    pub client: kube::Client,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn install_crypto() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+pub async fn start_with(mut config: kube_sim::Config) -> Sim {
+    install_crypto();
+    let dir = tempfile::tempdir().expect("tempdir");
+    config.dir = Some(dir.path().to_path_buf());
+    let handle = kube_sim::start(config).await.expect("start kube-sim");
+    let kubeconfig = Kubeconfig::read_from(handle.kubeconfig.as_ref().expect("kubeconfig"))
+        .expect("read kubeconfig");
+    let cfg = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("client config");
+    let client = kube::Client::try_from(cfg).expect("client");
+    Sim {
+        handle,
+        client,
+        dir,
+    }
+}
+
+pub async fn start() -> Sim {
+    start_with(kube_sim::Config::default()).await
+}
+
+/// A client that authenticates with `token` instead of the admin token.
+pub async fn client_with_token(sim: &Sim, token: &str) -> kube::Client {
+    let kubeconfig = Kubeconfig::read_from(sim.handle.kubeconfig.as_ref().expect("kubeconfig"))
+        .expect("read kubeconfig");
+    let mut cfg = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("client config");
+    cfg.auth_info.token = Some(token.to_string().into());
+    kube::Client::try_from(cfg).expect("client")
+}
+
+/// Poll `f` until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if f().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,449 @@
+//! Real kubectl against kube-sim over HTTPS: apply, get (table, json, yaml, selectors), label, annotate, delete,
+//! get -w, and auth can-i with impersonation. Outputs are asserted, not just exit codes.
+//!
+//! kubectl comes from `$KUBECTL` or `PATH` (scripts/test.sh installs it when missing). Without it the test says
+//! so and returns, unless `PODID_REQUIRE_CLIENTS=1` (CI), where a missing kubectl is a failure.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn kubectl_path() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("KUBECTL")
+        && !p.is_empty()
+    {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("kubectl"))
+        .find(|p| p.is_file())
+}
+
+fn require_kubectl() -> Option<PathBuf> {
+    match kubectl_path() {
+        Some(p) => Some(p),
+        None => {
+            assert!(
+                std::env::var("PODID_REQUIRE_CLIENTS").as_deref() != Ok("1"),
+                "kubectl is required (PODID_REQUIRE_CLIENTS=1) but was not found"
+            );
+            eprintln!("SKIPPED: kubectl not found; the kubectl conformance test did not run");
+            None
+        }
+    }
+}
+
+struct Kubectl {
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+    cache: PathBuf,
+}
+
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Kubectl {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(&self.cache)
+            .args(args);
+        c.env_remove("KUBECONFIG")
+            .env("HOME", self.cache.parent().unwrap_or(Path::new("/tmp")));
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        self.run_stdin(args, None)
+    }
+
+    fn run_stdin(&self, args: &[&str], stdin: Option<&str>) -> Out {
+        let mut c = self.cmd(args);
+        c.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("spawn kubectl");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
+        }
+        let out = child.wait_with_output().expect("kubectl output");
+        Out {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.ok,
+            "kubectl {args:?} failed:\nstdout: {}\nstderr: {}",
+            o.stdout, o.stderr
+        );
+        o.stdout
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&a)).expect("kubectl -o json output is JSON")
+    }
+}
+
+const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
+
+fn manifest() -> String {
+    let mut y = podid_k8s::crds_yaml();
+    y.push_str(&format!(
+        r#"---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: my-app
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: workload
+  namespace: my-app
+---
+apiVersion: aadpodidentity.k8s.io/v1
+kind: AzureIdentity
+metadata:
+  name: demo-identity
+  namespace: my-app
+spec:
+  type: 0
+  resourceID: /subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/demo
+  clientID: {CLIENT_ID}
+---
+apiVersion: aadpodidentity.k8s.io/v1
+kind: AzureIdentityBinding
+metadata:
+  name: demo-identity-binding
+  namespace: my-app
+spec:
+  azureIdentity: demo-identity
+  selector: demo
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: use-demo-identity
+rules:
+- apiGroups: ["cid.wi.aks.azure.com"]
+  resources: ["{CLIENT_ID}"]
+  verbs: ["use-managed-identity"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: workload-uses-demo-identity
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: use-demo-identity
+subjects:
+- kind: ServiceAccount
+  name: workload
+  namespace: my-app
+"#
+    ));
+    y
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_drives_kube_sim() {
+    let Some(bin) = require_kubectl() else { return };
+    let sim = common::start().await;
+    let k = Kubectl {
+        bin,
+        kubeconfig: sim.handle.kubeconfig.clone().expect("kubeconfig"),
+        cache: sim.dir.path().join("kube-cache"),
+    };
+    let k = std::sync::Arc::new(k);
+    let kk = k.clone();
+    tokio::task::spawn_blocking(move || scenario(&kk))
+        .await
+        .expect("scenario");
+    sim.handle.shutdown().await;
+}
+
+fn scenario(k: &Kubectl) {
+    let version = k.ok(&["version", "-o", "json"]);
+    assert!(
+        version.contains("\"minor\": \"33\""),
+        "server version: {version}"
+    );
+
+    // One multi-document apply. Like a real cluster, the custom resources in the same file as their CRDs fail on
+    // the first pass (kubectl maps every object before creating any); a second apply completes the set.
+    let first = k.run_stdin(&["apply", "-f", "-"], Some(&manifest()));
+    assert!(first.stdout.contains("customresourcedefinition.apiextensions.k8s.io/azureidentities.aadpodidentity.k8s.io created"), "{}", first.stdout);
+    assert!(
+        first.stdout.contains("namespace/my-app created"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first.stdout.contains(
+            "clusterrolebinding.rbac.authorization.k8s.io/workload-uses-demo-identity created"
+        ),
+        "{}",
+        first.stdout
+    );
+    if !first.ok {
+        assert!(
+            first.stderr.contains("ensure CRDs are installed first"),
+            "unexpected apply error: {}",
+            first.stderr
+        );
+    }
+    let second = k.run_stdin(&["apply", "-f", "-"], Some(&manifest()));
+    assert!(
+        second.ok,
+        "second apply failed: {}\n{}",
+        second.stdout, second.stderr
+    );
+    assert!(
+        second
+            .stdout
+            .contains("azureidentity.aadpodidentity.k8s.io/demo-identity"),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        second.stdout.contains("namespace/my-app unchanged"),
+        "{}",
+        second.stdout
+    );
+
+    // get: table output with the CRD's printer columns.
+    let table = k.ok(&["get", "azureidentities", "-n", "my-app"]);
+    let header = table.lines().next().unwrap_or_default();
+    for col in ["NAME", "TYPE", "CLIENTID", "AGE"] {
+        assert!(header.contains(col), "header {header:?} lacks {col}");
+    }
+    let row = table.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.starts_with("demo-identity") && row.contains(CLIENT_ID) && row.contains(" 0 "),
+        "row: {row:?}"
+    );
+    let bindings = k.ok(&["get", "azureidentitybindings", "-n", "my-app"]);
+    assert!(
+        bindings.contains("SELECTOR") && bindings.contains("demo-identity-binding"),
+        "{bindings}"
+    );
+    let pods_table = k.run(&["get", "pods", "-n", "my-app"]);
+    assert!(
+        pods_table.ok
+            && pods_table
+                .stderr
+                .contains("No resources found in my-app namespace."),
+        "{}",
+        pods_table.stderr
+    );
+
+    // -o json / -o yaml.
+    let id = k.json(&["get", "azureidentity", "demo-identity", "-n", "my-app"]);
+    assert_eq!(id["spec"]["clientID"], CLIENT_ID);
+    assert_eq!(id["spec"]["type"], 0);
+    let yaml = k.ok(&["get", "namespace", "my-app", "-o", "yaml"]);
+    assert!(
+        yaml.contains("kind: Namespace")
+            && yaml.contains("name: my-app")
+            && yaml.contains("phase: Active"),
+        "{yaml}"
+    );
+
+    // label, annotate, -l and --field-selector.
+    assert!(
+        k.ok(&[
+            "label",
+            "serviceaccount",
+            "workload",
+            "-n",
+            "my-app",
+            "team=identity"
+        ])
+        .contains("serviceaccount/workload labeled")
+    );
+    assert!(
+        k.ok(&[
+            "annotate",
+            "serviceaccount",
+            "workload",
+            "-n",
+            "my-app",
+            "owner=platform"
+        ])
+        .contains("serviceaccount/workload annotated")
+    );
+    let sa = k.json(&["get", "sa", "workload", "-n", "my-app"]);
+    assert_eq!(sa["metadata"]["labels"]["team"], "identity");
+    assert_eq!(sa["metadata"]["annotations"]["owner"], "platform");
+    let by_label = k.json(&["get", "sa", "-n", "my-app", "-l", "team=identity"]);
+    assert_eq!(by_label["items"].as_array().map(Vec::len), Some(1));
+    let by_field = k.json(&[
+        "get",
+        "sa",
+        "-n",
+        "my-app",
+        "--field-selector",
+        "metadata.name=default",
+    ]);
+    let names: Vec<&str> = by_field["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["default"]);
+    let bad = k.run(&["get", "pods", "--field-selector", "spec.nope=1"]);
+    assert!(
+        !bad.ok && bad.stderr.contains("field label not supported"),
+        "{}",
+        bad.stderr
+    );
+
+    // auth can-i with the custom verb, impersonating the service account.
+    let sa_user = "--as=system:serviceaccount:my-app:workload";
+    let yes = k.run(&[
+        "auth",
+        "can-i",
+        "use-managed-identity",
+        &format!("{CLIENT_ID}.cid.wi.aks.azure.com"),
+        sa_user,
+    ]);
+    assert_eq!(
+        yes.stdout.trim(),
+        "yes",
+        "can-i: {} {}",
+        yes.stdout,
+        yes.stderr
+    );
+    let no = k.run(&[
+        "auth",
+        "can-i",
+        "use-managed-identity",
+        "99999999-0000-0000-0000-000000000000.cid.wi.aks.azure.com",
+        sa_user,
+    ]);
+    assert_eq!(no.stdout.trim(), "no", "can-i: {} {}", no.stdout, no.stderr);
+    assert!(!no.ok);
+    let no_pods = k.run(&["auth", "can-i", "list", "pods", "-n", "my-app", sa_user]);
+    assert_eq!(no_pods.stdout.trim(), "no");
+
+    // get -w sees a change made while it watches.
+    let mut watch = k
+        .cmd(&[
+            "get",
+            "configmaps",
+            "-n",
+            "my-app",
+            "-w",
+            "--request-timeout=30s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn kubectl get -w");
+    let stdout = watch.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Wait for the initial listing (kube-root-ca.crt) before changing anything.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline && !seen.iter().any(|l: &String| l.contains("kube-root-ca.crt"))
+    {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push(l);
+        }
+    }
+    k.ok(&[
+        "create",
+        "configmap",
+        "watched-change",
+        "-n",
+        "my-app",
+        "--from-literal=a=b",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline && !seen.iter().any(|l| l.contains("watched-change")) {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push(l);
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(
+        seen.iter().any(|l| l.contains("watched-change")),
+        "get -w did not show the change: {seen:?}"
+    );
+
+    // delete.
+    assert!(
+        k.ok(&[
+            "delete",
+            "azureidentitybinding",
+            "demo-identity-binding",
+            "-n",
+            "my-app"
+        ])
+        .contains("deleted")
+    );
+    let gone = k.run(&[
+        "get",
+        "azureidentitybinding",
+        "demo-identity-binding",
+        "-n",
+        "my-app",
+    ]);
+    assert!(
+        !gone.ok && gone.stderr.contains("NotFound") && gone.stderr.contains("not found"),
+        "{}",
+        gone.stderr
+    );
+    assert!(
+        k.ok(&["delete", "namespace", "my-app"])
+            .contains("namespace \"my-app\" deleted")
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = k.run(&["get", "namespace", "my-app"]);
+        if !o.ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "namespace my-app never went away"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -53,6 +53,7 @@
 pub mod fields;
 pub mod labels;
 pub mod patch;
+pub mod protobuf;
 pub mod validation;
 
 pub use fields::{FieldSelector, SelectableKind};

@@ -182,10 +182,9 @@ async fn non_resource(sim: &Arc<Sim>, ctx: &Ctx, path: &str) -> ApiResult<Respon
                     &crate::discovery::aggregated(&reg, true, media),
                 ));
             }
-            get_only(crate::discovery::core_versions(&format!(
-                "{}",
-                sim.base_url.split("://").nth(1).unwrap_or("")
-            )))
+            get_only(crate::discovery::core_versions(
+                sim.base_url.split("://").nth(1).unwrap_or(""),
+            ))
         }
         ["apis"] => {
             if let Some(media) = crate::discovery::wants_aggregated(ctx.header("accept")) {
@@ -404,8 +403,8 @@ pub fn wants_table(ctx: &Ctx) -> bool {
         .is_some_and(|first| first.contains("as=Table"))
 }
 
-fn include_object(ctx: &Ctx) -> crate::schema_glue::table::IncludeObject {
-    use crate::schema_glue::table::IncludeObject;
+fn include_object(ctx: &Ctx) -> kube_sim_schema::table::IncludeObject {
+    use kube_sim_schema::table::IncludeObject;
     match ctx.query.get("includeObject") {
         Some("None") => IncludeObject::None,
         Some("Object") => IncludeObject::Object,
@@ -414,17 +413,17 @@ fn include_object(ctx: &Ctx) -> crate::schema_glue::table::IncludeObject {
 }
 
 /// Columns for a type.
-pub fn columns(rt: &ResourceType) -> Vec<crate::schema_glue::table::Column> {
+pub fn columns(rt: &ResourceType) -> Vec<kube_sim_schema::table::Column> {
     match &rt.crd {
-        Some(crd) => crate::schema_glue::table::crd_columns(&crd.printer_columns),
-        None => crate::schema_glue::table::builtin_columns(&rt.kind),
+        Some(crd) => kube_sim_schema::table::crd_columns(&crd.printer_columns),
+        None => kube_sim_schema::table::builtin_columns(&rt.kind),
     }
 }
 
 /// Build a Table for objects.
 pub fn table_of(ctx: &Ctx, rt: &ResourceType, objs: &[&Value], list_meta: Value) -> Value {
     let cols = columns(rt);
-    crate::schema_glue::table::table(
+    kube_sim_schema::table::table(
         &cols,
         objs,
         list_meta,
@@ -626,10 +625,10 @@ fn list(sim: &Sim, ctx: &Ctx, rt: &ResourceType, ns: Option<&str>) -> ApiResult<
             .map_err(|e| ApiError::internal(e.to_string()))?;
     }
     out.extend_from_slice(b"]}");
-    Ok(Response::builder()
+    Response::builder()
         .header("content-type", "application/json")
         .body(full(out))
-        .map_err(|e| ApiError::internal(e.to_string()))?)
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 // === create ===
@@ -756,43 +755,42 @@ pub fn prepare_create(
         m.remove("deletionGracePeriodSeconds");
         m.remove("selfLink");
     }
-    if rt.has_status() && rt.crd.is_some() {
-        if let Some(o) = obj.as_object_mut() {
-            o.remove("status");
-        }
+    if rt.has_status()
+        && rt.crd.is_some()
+        && let Some(o) = obj.as_object_mut()
+    {
+        o.remove("status");
     }
     validate_custom(rt, &mut obj, strict)?;
     crate::api::defaults::on_create(sim, rt, &mut obj)?;
     Ok(obj)
 }
 
-/// Schema validation, pruning and defaulting for custom resources.
+/// Schema validation, pruning and defaulting for custom resources, in the apiextensions write order.
+///
+/// Unknown fields are dropped (structural pruning); with `fieldValidation=Strict` they are an error instead,
+/// as the apiserver reports them: `strict decoding error: unknown field "spec.foo"`.
 fn validate_custom(rt: &ResourceType, obj: &mut Value, strict: bool) -> ApiResult<()> {
     let Some(crd) = &rt.crd else { return Ok(()) };
     if !crd.schema.is_object() {
         return Ok(());
     }
-    let before = obj.clone();
-    crate::schema_glue::prune(&crd.schema, obj);
-    if strict {
-        let mut unknown = Vec::new();
-        removed_paths(&before, obj, "", &mut unknown);
-        if !unknown.is_empty() {
-            let list = unknown
-                .iter()
-                .map(|f| format!("unknown field \"{f}\""))
-                .collect::<Vec<_>>()
-                .join(", ");
-            return Err(ApiError::bad_request(format!(
-                "strict decoding error: {list}"
-            )));
-        }
+    let admission = kube_sim_schema::admit(&crd.schema, obj);
+    if strict && !admission.unknown_fields.is_empty() {
+        let list = admission
+            .unknown_fields
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(ApiError::bad_request(format!(
+            "strict decoding error: {list}"
+        )));
     }
-    crate::schema_glue::apply_defaults(&crd.schema, obj);
-    let errs = crate::schema_glue::validate(&crd.schema, obj);
-    if !errs.is_empty() {
+    if !admission.errors.is_empty() {
         let name = meta_str(obj, "name").to_string();
-        let causes = errs
+        let causes = admission
+            .errors
             .iter()
             .map(|e| Cause {
                 reason: e.reason().to_string(),
@@ -803,30 +801,6 @@ fn validate_custom(rt: &ResourceType, obj: &mut Value, strict: bool) -> ApiResul
         return Err(ApiError::invalid(&rt.kind, &rt.group, &name, causes));
     }
     Ok(())
-}
-
-fn removed_paths(before: &Value, after: &Value, prefix: &str, out: &mut Vec<String>) {
-    match (before, after) {
-        (Value::Object(b), Value::Object(a)) => {
-            for (k, bv) in b {
-                let path = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                match a.get(k) {
-                    None => out.push(path),
-                    Some(av) => removed_paths(bv, av, &path, out),
-                }
-            }
-        }
-        (Value::Array(b), Value::Array(a)) => {
-            for (i, (bv, av)) in b.iter().zip(a).enumerate() {
-                removed_paths(bv, av, &format!("{prefix}[{i}]"), out);
-            }
-        }
-        _ => {}
-    }
 }
 
 fn strict_of(ctx: &Ctx) -> bool {

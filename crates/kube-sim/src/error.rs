@@ -26,7 +26,7 @@ pub struct ApiError {
     /// `Status.message`.
     pub message: String,
     /// `details.name`, `details.group`, `details.kind`.
-    pub details: Option<(String, String, String)>,
+    pub details: Option<Box<(String, String, String)>>,
     /// `details.causes`.
     pub causes: Vec<Cause>,
     /// `details.retryAfterSeconds`.
@@ -51,7 +51,11 @@ impl ApiError {
     /// Attach `details` (name, group, kind-or-resource).
     #[must_use]
     pub fn with_details(mut self, name: &str, group: &str, kind: &str) -> Self {
-        self.details = Some((name.to_string(), group.to_string(), kind.to_string()));
+        self.details = Some(Box::new((
+            name.to_string(),
+            group.to_string(),
+            kind.to_string(),
+        )));
         self
     }
 
@@ -171,7 +175,11 @@ impl ApiError {
         if group.is_empty() {
             e.message = format!("{kind} \"{name}\" is invalid: {body}");
         }
-        e.details = Some((name.to_string(), group.to_string(), kind.to_string()));
+        e.details = Some(Box::new((
+            name.to_string(),
+            group.to_string(),
+            kind.to_string(),
+        )));
         e.causes = causes;
         e
     }
@@ -215,7 +223,8 @@ impl ApiError {
         });
         if self.details.is_some() || !self.causes.is_empty() || self.retry_after.is_some() {
             let mut details = serde_json::Map::new();
-            if let Some((name, group, kind)) = &self.details {
+            if let Some(d) = &self.details {
+                let (name, group, kind) = d.as_ref();
                 details.insert("name".into(), json!(name));
                 if !group.is_empty() {
                     details.insert("group".into(), json!(group));

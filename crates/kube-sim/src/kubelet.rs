@@ -509,7 +509,7 @@ mod tests {
             allocate("10.244.1.0/24", &used),
             Some(Ipv4Addr::new(10, 244, 1, 3))
         );
-        let full: HashSet<Ipv4Addr> = (2..254).map(|i| Ipv4Addr::new(10, 0, 0, i)).collect();
+        let full: HashSet<Ipv4Addr> = (2..255).map(|i| Ipv4Addr::new(10, 0, 0, i)).collect();
         assert_eq!(allocate("10.0.0.0/24", &full), None);
     }
 }

@@ -26,7 +26,6 @@ pub mod meta;
 pub mod persist;
 pub mod resources;
 pub mod reviews;
-mod schema_glue;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -458,10 +458,28 @@ pub fn parse_body(ctx: &Ctx) -> ApiResult<Value> {
             ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
         })?,
         "application/vnd.kubernetes.protobuf" => {
-            return Err(ApiError::unsupported_media_type(
-                &ct,
-                &["application/json", "application/yaml"],
-            ));
+            use kube_sim_machinery::protobuf::{
+                ProtobufError, decode_k8s_protobuf, strict_decoding_message,
+            };
+            let out = decode_k8s_protobuf(&ctx.body).map_err(|e| match e {
+                ProtobufError::UnsupportedKind { .. } => {
+                    let mut err = ApiError::unsupported_media_type(
+                        &ct,
+                        &["application/json", "application/yaml"],
+                    );
+                    err.message =
+                        format!("{e}; kube-sim decodes protobuf for common built-in kinds only");
+                    err
+                }
+                other => ApiError::bad_request(other.to_string()),
+            })?;
+            if !out.unknown_fields.is_empty() && ctx.query.get("fieldValidation") == Some("Strict")
+            {
+                return Err(ApiError::bad_request(strict_decoding_message(
+                    &out.unknown_fields,
+                )));
+            }
+            out.object
         }
         other => {
             return Err(ApiError::unsupported_media_type(
@@ -473,7 +491,6 @@ pub fn parse_body(ctx: &Ctx) -> ApiResult<Value> {
     Ok(v)
 }
 
-/// `Ok(())` wrapper so that `percent_decode` edge cases are unit-tested.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -96,6 +96,9 @@ struct Inner {
     dirty: bool,
 }
 
+/// One storage key's objects in a snapshot.
+pub type Snapshot = (ResKey, Vec<Arc<Value>>);
+
 /// Outcome of a delete.
 #[derive(Debug)]
 pub enum DeleteOutcome {
@@ -630,7 +633,7 @@ impl Store {
     }
 
     /// Snapshot of every object, for persistence: (current resourceVersion, objects by key).
-    pub fn snapshot(&self) -> (u64, Vec<(ResKey, Vec<Arc<Value>>)>) {
+    pub fn snapshot(&self) -> (u64, Vec<Snapshot>) {
         let inner = self.inner.read();
         let mut out: Vec<_> = inner
             .tables

@@ -171,3 +171,17 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     f.write_all(bytes)
         .with_context(|| format!("write {}", path.display()))
 }
+
+/// A client TLS stream (used by tools that talk to the simulator without a full HTTP client).
+pub type ClientTlsStream = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// Connect a TLS client stream.
+pub async fn connect(
+    cfg: Arc<rustls::ClientConfig>,
+    name: rustls_pki_types::ServerName<'static>,
+    tcp: tokio::net::TcpStream,
+) -> anyhow::Result<ClientTlsStream> {
+    Ok(tokio_rustls::TlsConnector::from(cfg)
+        .connect(name, tcp)
+        .await?)
+}

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Builds in release mode and prints benchmark figures against their targets (loopback only, bounded loops).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q -p podid-bench
+echo "== kube-sim over HTTP"
+./target/release/podid-bench kube-sim "$@"
+echo "== kube-sim over HTTPS"
+./target/release/podid-bench kube-sim --tls "$@"

@@ -1584,3 +1584,25 @@ pub fn error_to_response(e: &ApiError) -> Response<Body> {
 }
 
 pub mod defaults;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn continue_tokens_round_trip() {
+        let last = json!({"metadata": {"namespace": "a", "name": "b"}});
+        let t = decode_continue(&encode_continue(42, &last)).expect("decode");
+        assert_eq!((t.rv, t.start), (42, ("a".to_string(), "b".to_string())));
+        assert!(decode_continue("%%%").is_err());
+        assert!(decode_continue("e30=").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn continue_decoding_never_panics(s in ".{0,200}") {
+            let _ = decode_continue(&s);
+        }
+    }
+}

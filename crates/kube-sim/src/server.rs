@@ -538,3 +538,48 @@ mod tests {
         assert_eq!(q.get("x"), Some(""));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ctx(content_type: &str, body: Vec<u8>) -> Ctx {
+        let mut headers = HeaderMap::new();
+        if let Ok(v) = http::HeaderValue::from_str(content_type) {
+            headers.insert(header::CONTENT_TYPE, v);
+        }
+        Ctx {
+            method: Method::POST,
+            path: "/".into(),
+            query: Query::default(),
+            headers,
+            user: User::anonymous(),
+            body: Bytes::from(body),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn route_and_query_parsing_never_panic(path in ".{0,200}", q in ".{0,200}") {
+            let _ = parse_route(&path);
+            let _ = Query::parse(Some(&q));
+        }
+
+        #[test]
+        fn resource_routes_round_trip(ns in "[a-z0-9-]{1,20}", res in "[a-z]{1,20}", name in "[a-z0-9.-]{1,30}") {
+            let r = parse_route(&format!("/api/v1/namespaces/{ns}/{res}/{name}"));
+            if res != "status" && res != "finalize" {
+                let is_expected = matches!(r, Route::Resource(ResourcePath { namespace: Some(ref n), resource: ref rr, name: Some(ref nm), .. }) if *n == ns && *rr == res && *nm == name);
+                prop_assert!(is_expected);
+            }
+        }
+
+        #[test]
+        fn body_parsing_never_panics(body in proptest::collection::vec(any::<u8>(), 0..512), ct in prop_oneof![
+            Just("application/json"), Just("application/yaml"), Just("application/vnd.kubernetes.protobuf"), Just("text/plain"), Just("")
+        ]) {
+            let _ = parse_body(&ctx(ct, body));
+        }
+    }
+}

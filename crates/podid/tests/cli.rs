@@ -1,0 +1,100 @@
+//! The `podid` binary through its command line.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PODID: &str = env!("CARGO_BIN_EXE_podid");
+
+#[test]
+fn crds_prints_the_four_pod_identity_crds() {
+    let out = Command::new(PODID)
+        .arg("crds")
+        .output()
+        .expect("run podid crds");
+    assert!(out.status.success());
+    let yaml = String::from_utf8(out.stdout).expect("utf-8");
+    for name in [
+        "azureidentities.aadpodidentity.k8s.io",
+        "azureidentitybindings.aadpodidentity.k8s.io",
+        "azureassignedidentities.aadpodidentity.k8s.io",
+        "azurepodidentityexceptions.aadpodidentity.k8s.io",
+    ] {
+        assert!(yaml.contains(&format!("name: {name}")), "missing {name}");
+    }
+    assert_eq!(yaml.matches("kind: CustomResourceDefinition").count(), 4);
+}
+
+#[test]
+fn unknown_flags_are_refused_with_usage() {
+    let out = Command::new(PODID)
+        .args(["sim", "kube", "--no-such-flag"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected argument '--no-such-flag'"));
+}
+
+fn http_get(addr: &str, path: &str, token: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
+
+#[test]
+fn sim_kube_serves_writes_a_kubeconfig_and_stops_on_sigint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(PODID)
+        .args([
+            "sim",
+            "kube",
+            "--insecure-http",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-token",
+            "cli-test-token",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn podid sim kube");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("a line").expect("utf-8");
+    let url = first
+        .strip_prefix("kube-sim is serving at ")
+        .expect("serving line")
+        .to_string();
+    let addr = url.strip_prefix("http://").expect("http url").to_string();
+    let version = http_get(&addr, "/version", "cli-test-token");
+    assert!(
+        version.starts_with("HTTP/1.1 200") && version.contains("\"minor\":\"33\""),
+        "{version}"
+    );
+    let forbidden = http_get(&addr, "/api/v1/namespaces", "wrong");
+    assert!(forbidden.starts_with("HTTP/1.1 401"), "{forbidden}");
+    let kubeconfig = std::fs::read_to_string(dir.path().join("kubeconfig")).expect("kubeconfig");
+    assert!(
+        kubeconfig.contains(&format!("server: {url}"))
+            && kubeconfig.contains("token: cli-test-token")
+    );
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(code) = child.try_wait().expect("wait") {
+            assert!(code.success(), "exit status {code}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "podid did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+use kube_sim_machinery::gofmt::{aggregate_messages, unmarshal_field_type_error};
+use serde_json::{Map, Value};
+
 /// The kind of a field validation error, as in `k8s.io/apimachinery/pkg/util/validation/field`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldErrorKind {
@@ -31,7 +34,7 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    /// A `field.Invalid` error; `value` must already be rendered (see [`go_quote`]).
+    /// A `field.Invalid` error; `value` must already be rendered (see [`go_quote`](crate::go_quote)).
     pub fn invalid(
         field: impl Into<String>,
         value: impl Into<String>,
@@ -105,111 +108,28 @@ pub enum AuthError {
     Internal(String),
 }
 
-/// Render errors the way `utilerrors.NewAggregate(errs).Error()` does: a single message bare,
-/// several (deduplicated, in order) as `[a, b]`.
-pub(crate) fn aggregate_messages<I>(messages: I) -> String
-where
-    I: IntoIterator<Item = String>,
-{
-    let mut seen: Vec<String> = Vec::new();
-    for m in messages {
-        if !seen.contains(&m) {
-            seen.push(m);
-        }
-    }
-    match seen.len() {
-        0 => String::new(),
-        1 => seen.remove(0),
-        _ => format!("[{}]", seen.join(", ")),
-    }
-}
-
 fn aggregate_fields(errs: &[FieldError]) -> String {
     aggregate_messages(errs.iter().map(ToString::to_string))
 }
 
-/// Quote a string the way Go's `%q` verb does (`strconv.Quote`): double quotes, with `"` and `\`
-/// escaped, the usual C escapes for control characters, and `\x`/`\u` escapes for other
-/// non-printable characters.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{07}' => out.push_str("\\a"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0C}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{0B}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c.is_control() => {
-                let v = c as u32;
-                if v <= 0xffff {
-                    out.push_str(&format!("\\u{v:04x}"));
-                } else {
-                    out.push_str(&format!("\\U{v:08x}"));
-                }
-            }
-            c => out.push(c),
-        }
+/// Go's `json.Unmarshal` of an optional `string` struct field: absent or `null` decode to `""`,
+/// any other non-string is a `json.UnmarshalTypeError`, whose message is returned.
+pub(crate) fn decode_string(
+    obj: &Map<String, Value>,
+    key: &str,
+    go_struct: &str,
+    path: &str,
+) -> Result<String, String> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(unmarshal_field_type_error(other, go_struct, path, "string")),
     }
-    out.push('"');
-    out
-}
-
-/// Render a string slice the way Go's `%q` prints a `[]string`: `["a" "b"]`.
-pub fn go_quote_list(items: &[String]) -> String {
-    let inner: Vec<String> = items.iter().map(|s| go_quote(s)).collect();
-    format!("[{}]", inner.join(" "))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_quote_matches_strconv_quote() {
-        let cases = [
-            ("", r#""""#),
-            ("abc", r#""abc""#),
-            ("a\"b", r#""a\"b""#),
-            ("a\\b", r#""a\\b""#),
-            ("line\nbreak\t", r#""line\nbreak\t""#),
-            ("\u{1}", r#""\x01""#),
-            ("\u{7f}", r#""\x7f""#),
-            ("\u{85}", r#""\u0085""#),
-            ("héllo ✓", "\"héllo ✓\""),
-        ];
-        for (input, want) in cases {
-            assert_eq!(go_quote(input), want, "input {input:?}");
-        }
-    }
-
-    #[test]
-    fn go_quote_list_uses_spaces() {
-        assert_eq!(go_quote_list(&[]), "[]");
-        assert_eq!(go_quote_list(&["a".into(), "b c".into()]), r#"["a" "b c"]"#);
-    }
-
-    #[test]
-    fn aggregate_dedups_and_brackets() {
-        assert_eq!(aggregate_messages(Vec::<String>::new()), "");
-        assert_eq!(aggregate_messages(vec!["x".to_owned()]), "x");
-        assert_eq!(
-            aggregate_messages(vec!["x".to_owned(), "x".to_owned()]),
-            "x"
-        );
-        assert_eq!(
-            aggregate_messages(vec!["x".to_owned(), "y".to_owned(), "x".to_owned()]),
-            "[x, y]"
-        );
-    }
 
     #[test]
     fn field_error_display() {

@@ -47,10 +47,13 @@
 
 mod error;
 pub mod rbac;
-pub mod time;
 pub mod token;
 
-pub use error::{AuthError, FieldError, FieldErrorKind, go_quote, go_quote_list};
+pub use error::{AuthError, FieldError, FieldErrorKind};
+/// Go `%q` rendering of field values, from [`kube_sim_machinery::gofmt`].
+pub use kube_sim_machinery::gofmt::{go_quote, go_quote_list};
+/// RFC 3339 `metav1.Time` conversion, from [`kube_sim_machinery::time`].
+pub use kube_sim_machinery::time;
 pub use rbac::{
     Attributes, Decision, NonResourceAttributes, NonResourceRule, RbacSource, Request,
     ResourceAttributes, ResourceRule, RulesReview, StaticRbac, UserInfo, authorize, rules_for,

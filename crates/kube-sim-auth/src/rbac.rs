@@ -31,10 +31,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use kube_sim_machinery::gofmt::{aggregate_messages, go_quote, unmarshal_field_type_error};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::error::{AuthError, FieldError, aggregate_messages, go_quote};
+use crate::error::{AuthError, FieldError, decode_string};
 
 /// The group whose members are always allowed (`user.SystemPrivilegedGroup`).
 pub const SYSTEM_MASTERS: &str = "system:masters";
@@ -379,23 +380,9 @@ impl ParsedSpec {
     }
 }
 
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
 /// Go's `json.UnmarshalTypeError` text.
 fn type_error(v: &Value, go_struct: &str, path: &str, go_type: &str) -> AuthError {
-    AuthError::BadRequest(format!(
-        "json: cannot unmarshal {} into Go struct field {go_struct}.{path} of type {go_type}",
-        json_kind(v)
-    ))
+    AuthError::BadRequest(unmarshal_field_type_error(v, go_struct, path, go_type))
 }
 
 fn get_string(
@@ -404,11 +391,7 @@ fn get_string(
     go_struct: &str,
     path: &str,
 ) -> Result<String, AuthError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(other) => Err(type_error(other, go_struct, path, "string")),
-    }
+    decode_string(obj, key, go_struct, path).map_err(AuthError::BadRequest)
 }
 
 fn get_string_list(

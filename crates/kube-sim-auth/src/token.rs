@@ -39,11 +39,12 @@ use aws_lc_rs::signature::{self, KeyPair as _, UnparsedPublicKey};
 use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use kube_sim_machinery::gofmt::{go_quote_list, unmarshal_field_type_error};
+use kube_sim_machinery::time::{format_rfc3339, parse_rfc3339};
 use serde_json::{Map, Value};
 
-use crate::error::{AuthError, FieldError, go_quote_list};
+use crate::error::{AuthError, FieldError, decode_string};
 use crate::rbac::{SYSTEM_AUTHENTICATED, UserInfo, service_account_username};
-use crate::time::{format_rfc3339, parse_rfc3339};
 
 /// Expiration used when a TokenRequest does not give one (`SetDefaults_TokenRequestSpec`).
 pub const DEFAULT_EXPIRATION_SECONDS: i64 = 3600;
@@ -639,17 +640,7 @@ const ERR_AUDIENCE: &str =
     "go-jose/go-jose/jwt: expected string or array value to unmarshal to Audience";
 
 fn claim_type_error(v: &Value, go_struct: &str, path: &str, go_type: &str) -> ReviewError {
-    let kind = match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    };
-    ReviewError::MalformedClaims(format!(
-        "json: cannot unmarshal {kind} into Go struct field {go_struct}.{path} of type {go_type}"
-    ))
+    ReviewError::MalformedClaims(unmarshal_field_type_error(v, go_struct, path, go_type))
 }
 
 fn claim_string(
@@ -658,11 +649,7 @@ fn claim_string(
     go_struct: &str,
     path: &str,
 ) -> Result<String, ReviewError> {
-    match m.get(key) {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(other) => Err(claim_type_error(other, go_struct, path, "string")),
-    }
+    decode_string(m, key, go_struct, path).map_err(ReviewError::MalformedClaims)
 }
 
 fn numeric_date(m: &Map<String, Value>, key: &str) -> Result<Option<i64>, ReviewError> {

@@ -54,7 +54,7 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::SelectorError;
-use crate::validation::go_quote;
+use crate::gofmt::go_quote;
 
 /// A field selector operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

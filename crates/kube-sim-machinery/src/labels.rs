@@ -20,7 +20,8 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use crate::SelectorError;
-use crate::validation::{go_quote, is_qualified_name, is_valid_label_value};
+use crate::gofmt::go_quote;
+use crate::validation::{is_qualified_name, is_valid_label_value};
 
 /// A selection operator (`k8s.io/apimachinery/pkg/selection.Operator`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -304,7 +305,7 @@ impl LabelSelector {
             other => {
                 return Err(SelectorError::Invalid(format!(
                     "label selector must be an object, got {}",
-                    crate::validation::go_type_name(other)
+                    crate::gofmt::go_type_name(other)
                 )));
             }
         };

@@ -26,7 +26,14 @@
 //!   [`CoreMergeKeys`](patch::CoreMergeKeys) table, and a simplified
 //!   [`server_side_apply`](patch::server_side_apply) that records ownership in
 //!   `metadata.managedFields` with the real `FieldsV1` encoding.
-//! * [`validation`] — the name/label validators and Go formatting helpers the messages need.
+//! * [`validation`] — the apimachinery name/label validators (`IsQualifiedName`,
+//!   `IsDNS1123Subdomain`, `IsDNS1123Label`, `IsDNS1035Label`, …) with upstream's texts.
+//! * [`gofmt`] — the Go renderings every kube-sim crate's messages depend on: `%q`
+//!   ([`gofmt::go_quote`]), `%v` ([`gofmt::go_display`], Go float formatting), `%#v`, `%T`,
+//!   `encoding/json` marshalling and `UnmarshalTypeError` texts, `utilerrors` aggregates, and
+//!   the `int64`/`float64` number model ([`gofmt::Num`]). The sibling crates use these instead
+//!   of their own copies.
+//! * [`time`] — RFC 3339 formatting and parsing of `metav1.Time` values.
 //!
 //! # Invariants
 //!
@@ -51,9 +58,11 @@
 //! Known deviations from upstream are listed on the function that has them.
 
 pub mod fields;
+pub mod gofmt;
 pub mod labels;
 pub mod patch;
 pub mod protobuf;
+pub mod time;
 pub mod validation;
 
 pub use fields::{FieldSelector, SelectableKind};

@@ -80,6 +80,8 @@ use std::fmt;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
+use crate::time::civil_from_days;
+
 pub use schema::supported_kinds;
 
 /// The media type of Kubernetes protobuf bodies.
@@ -1134,20 +1136,6 @@ fn format_time(seconds: i64, nanos: i64, micro: bool) -> Result<Option<String>, 
     }
     out.push('Z');
     Ok(Some(out))
-}
-
-/// Proleptic Gregorian (year, month, day) of a day count relative to 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// `resource.ErrFormatWrong`.

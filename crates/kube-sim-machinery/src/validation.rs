@@ -1,11 +1,10 @@
 //! Kubernetes name and label validation (`k8s.io/apimachinery/pkg/util/validation`).
 //!
 //! The functions return the list of problems in exactly the wording apimachinery uses
-//! (`IsQualifiedName`, `IsValidLabelValue`, `IsDNS1123Subdomain`), so that callers can join
+//! (`IsQualifiedName`, `IsValidLabelValue`, `IsDNS1123Subdomain`, `IsDNS1123Label`,
+//! `IsDNS1035Label`, `IsValidPathSegmentName`), so that callers can join
 //! them with `"; "` the way `field.Invalid` details are built upstream. An empty vector means
 //! the value is valid. Lengths are counted in bytes, as Go's `len` does.
-
-use serde_json::Value;
 
 const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
 const QUALIFIED_NAME_ERR_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
@@ -21,6 +20,16 @@ const DNS1123_SUBDOMAIN_FMT: &str =
 const DNS1123_SUBDOMAIN_ERR_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
 /// Maximum length of a DNS-1123 subdomain (`validation.DNS1123SubdomainMaxLength`).
 pub const DNS1123_SUBDOMAIN_MAX_LENGTH: usize = 253;
+
+const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
+const DNS1123_LABEL_ERR_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
+/// Maximum length of a DNS-1123 label (`validation.DNS1123LabelMaxLength`).
+pub const DNS1123_LABEL_MAX_LENGTH: usize = 63;
+
+const DNS1035_LABEL_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
+const DNS1035_LABEL_ERR_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character";
+/// Maximum length of a DNS-1035 label (`validation.DNS1035LabelMaxLength`).
+pub const DNS1035_LABEL_MAX_LENGTH: usize = 63;
 
 /// `validation.EmptyError()`.
 fn empty_error() -> String {
@@ -70,23 +79,74 @@ fn matches_qualified_name_part(s: &str) -> bool {
     }
 }
 
+/// Matches a DNS label: `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`, or with `first_alpha`
+/// (DNS-1035) `^[a-z]([-a-z0-9]*[a-z0-9])?$`.
+fn matches_dns_label(label: &str, first_alpha: bool) -> bool {
+    let b = label.as_bytes();
+    let lower_alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    match (b.first(), b.last()) {
+        (Some(&first), Some(&last)) => {
+            let first_ok = if first_alpha {
+                first.is_ascii_lowercase()
+            } else {
+                lower_alnum(first)
+            };
+            first_ok && lower_alnum(last) && b.iter().all(|&c| lower_alnum(c) || c == b'-')
+        }
+        _ => false,
+    }
+}
+
 /// Matches `^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`.
 fn matches_dns1123_subdomain(s: &str) -> bool {
-    if s.is_empty() {
-        return false;
+    !s.is_empty() && s.split('.').all(|label| matches_dns_label(label, false))
+}
+
+/// `validation.IsDNS1123Label`: at most 63 characters of `[a-z0-9]([-a-z0-9]*[a-z0-9])?`.
+pub fn is_dns1123_label(value: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if value.len() > DNS1123_LABEL_MAX_LENGTH {
+        errs.push(max_len_error(DNS1123_LABEL_MAX_LENGTH));
     }
-    s.split('.').all(|label| {
-        let b = label.as_bytes();
-        let lower_alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-        match (b.first(), b.last()) {
-            (Some(&first), Some(&last)) => {
-                lower_alnum(first)
-                    && lower_alnum(last)
-                    && b.iter().all(|&c| lower_alnum(c) || c == b'-')
-            }
-            _ => false,
+    if !matches_dns_label(value, false) {
+        errs.push(regex_error(
+            DNS1123_LABEL_ERR_MSG,
+            DNS1123_LABEL_FMT,
+            &["my-name", "123-abc"],
+        ));
+    }
+    errs
+}
+
+/// `validation.IsDNS1035Label`: at most 63 characters of `[a-z]([-a-z0-9]*[a-z0-9])?`.
+pub fn is_dns1035_label(value: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if value.len() > DNS1035_LABEL_MAX_LENGTH {
+        errs.push(max_len_error(DNS1035_LABEL_MAX_LENGTH));
+    }
+    if !matches_dns_label(value, true) {
+        errs.push(regex_error(
+            DNS1035_LABEL_ERR_MSG,
+            DNS1035_LABEL_FMT,
+            &["my-name", "abc-123"],
+        ));
+    }
+    errs
+}
+
+/// `path.IsValidPathSegmentName` (`k8s.io/apimachinery/pkg/api/validation/path`): a name
+/// that can be used as a URL path segment, i.e. not `.` or `..` and without `/` or `%`.
+pub fn is_valid_path_segment_name(name: &str) -> Vec<String> {
+    for bad in [".", ".."] {
+        if name == bad {
+            return vec![format!("may not be '{bad}'")];
         }
-    })
+    }
+    ["/", "%"]
+        .iter()
+        .filter(|c| name.contains(*c))
+        .map(|c| format!("may not contain '{c}'"))
+        .collect()
 }
 
 /// `validation.IsDNS1123Subdomain`.
@@ -172,70 +232,6 @@ pub fn is_valid_label_value(value: &str) -> Vec<String> {
     errs
 }
 
-/// Go's `strconv.Quote` (what `%q` prints) for the characters that matter in practice:
-/// `"` and `\` are escaped, common control characters use their short escapes, other control
-/// characters use `\x..`/`\u....`, everything else is kept verbatim.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\u{07}' => out.push_str("\\a"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            '\u{0b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x80 && c.is_control() => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// Renders a JSON value the way Go's `fmt` `%v` prints the `interface{}` it decodes to
-/// (`map[a:1 b:x]`, `[a b]`, `<nil>`), used in error texts copied from apimachinery.
-pub fn go_display(v: &Value) -> String {
-    match v {
-        Value::Null => "<nil>".to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.clone(),
-        Value::Array(items) => {
-            let parts: Vec<String> = items.iter().map(go_display).collect();
-            format!("[{}]", parts.join(" "))
-        }
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let parts: Vec<String> = keys
-                .into_iter()
-                .map(|k| format!("{k}:{}", map.get(k).map(go_display).unwrap_or_default()))
-                .collect();
-            format!("map[{}]", parts.join(" "))
-        }
-    }
-}
-
-/// The Go type name a decoded JSON value has (`reflect.TypeOf(v)`), for error texts.
-pub fn go_type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "<nil>",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "float64",
-        Value::String(_) => "string",
-        Value::Array(_) => "[]interface {}",
-        Value::Object(_) => "map[string]interface {}",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,13 +292,31 @@ mod tests {
     }
 
     #[test]
-    fn go_quoting_and_display() {
-        assert_eq!(go_quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
-        assert_eq!(go_quote("\u{1}"), "\"\\x01\"");
+    fn dns_labels_and_path_segments() {
+        assert!(is_dns1123_label("my-name").is_empty());
+        assert!(is_dns1123_label("123-abc").is_empty());
+        assert_eq!(is_dns1123_label("a.b").len(), 1);
         assert_eq!(
-            go_display(&serde_json::json!({"b": [1, "x"], "a": null})),
-            "map[a:<nil> b:[1 x]]"
+            is_dns1123_label(&"a".repeat(64)),
+            vec!["must be no more than 63 characters".to_string()]
         );
-        assert_eq!(go_type_name(&serde_json::json!([])), "[]interface {}");
+        assert!(is_dns1035_label("my-name").is_empty());
+        assert_eq!(
+            is_dns1035_label("1abc"),
+            vec!["a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')".to_string()]
+        );
+        assert_eq!(is_dns1035_label("").len(), 1);
+        assert!(is_valid_path_segment_name("ok").is_empty());
+        assert_eq!(
+            is_valid_path_segment_name(".."),
+            vec!["may not be '..'".to_string()]
+        );
+        assert_eq!(
+            is_valid_path_segment_name("a/b%c"),
+            vec![
+                "may not contain '/'".to_string(),
+                "may not contain '%'".to_string()
+            ]
+        );
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde_json::{Value, json};
 
-use crate::gofmt::{Num, quote, sharp_v};
+use kube_sim_machinery::gofmt::{Num, aggregate_messages, go_num, go_quote, go_syntax};
 
 /// The kind of a field error (`field.ErrorType`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -165,11 +165,11 @@ impl std::error::Error for FieldError {}
 /// `"null"`, maps and slices `%#v`.
 fn bad_value(v: &Value) -> String {
     match v {
-        Value::Null => quote("null"),
-        Value::String(s) => quote(s),
+        Value::Null => go_quote("null"),
+        Value::String(s) => go_quote(s),
         Value::Bool(b) => b.to_string(),
-        Value::Number(n) => crate::gofmt::num_v(Num::of(n)),
-        other => sharp_v(other),
+        Value::Number(n) => go_num(Num::of(n)),
+        other => go_syntax(other),
     }
 }
 
@@ -177,18 +177,7 @@ fn bad_value(v: &Value) -> String {
 /// duplicate messages removed.
 #[must_use]
 pub fn aggregate(errors: &[FieldError]) -> String {
-    let mut seen: Vec<String> = Vec::new();
-    for e in errors {
-        let msg = e.to_string();
-        if !seen.contains(&msg) {
-            seen.push(msg);
-        }
-    }
-    match seen.len() {
-        0 => String::new(),
-        1 => seen.remove(0),
-        _ => format!("[{}]", seen.join(", ")),
-    }
+    aggregate_messages(errors.iter().map(ToString::to_string))
 }
 
 /// The `Status.message` of `apierrors.NewInvalid`: `<Kind.group> "<name>" is invalid: <aggregate>`.
@@ -198,11 +187,11 @@ pub fn aggregate(errors: &[FieldError]) -> String {
 #[must_use]
 pub fn invalid_message(group_kind: &str, name: &str, errors: &[FieldError]) -> String {
     if errors.is_empty() {
-        format!("{group_kind} {} is invalid", quote(name))
+        format!("{group_kind} {} is invalid", go_quote(name))
     } else {
         format!(
             "{group_kind} {} is invalid: {}",
-            quote(name),
+            go_quote(name),
             aggregate(errors)
         )
     }

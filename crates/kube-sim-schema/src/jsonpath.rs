@@ -11,8 +11,8 @@ use std::cmp::Ordering;
 
 use serde_json::Value;
 
-use crate::gofmt::Num;
 use crate::schema::sorted_keys;
+use kube_sim_machinery::gofmt::Num;
 
 /// A parse error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -48,7 +48,6 @@ mod default;
 mod duration;
 mod error;
 mod formats;
-mod gofmt;
 mod jsonpath;
 mod prune;
 mod schema;

@@ -84,10 +84,7 @@ fn prune_node(s: Option<Node<'_>>, x: &mut Value, path: &str, embedded: bool, p:
             let embedded = embedded || s.embedded();
             let keys: Vec<String> = sorted_keys(m).into_iter().cloned().collect();
             for k in keys {
-                if embedded && META_FIELDS.contains(&k.as_str()) {
-                    if k == "metadata" && !path.is_empty() {
-                        coerce_embedded_metadata(m, &join_key(path, "metadata"), p);
-                    }
+                if keep_embedded_meta_field(m, &k, path, embedded, p) {
                     continue;
                 }
                 let child = join_key(path, &k);
@@ -132,10 +129,7 @@ fn skip_prune(s: Node<'_>, x: &mut Value, path: &str, embedded: bool, p: &mut Pr
             let embedded = embedded || s.embedded();
             let keys: Vec<String> = sorted_keys(m).into_iter().cloned().collect();
             for k in keys {
-                if embedded && META_FIELDS.contains(&k.as_str()) {
-                    if k == "metadata" && !path.is_empty() {
-                        coerce_embedded_metadata(m, &join_key(path, "metadata"), p);
-                    }
+                if keep_embedded_meta_field(m, &k, path, embedded, p) {
                     continue;
                 }
                 let child = join_key(path, &k);
@@ -157,6 +151,25 @@ fn skip_prune(s: Node<'_>, x: &mut Value, path: &str, embedded: bool, p: &mut Pr
         }
         _ => {}
     }
+}
+
+/// `apiVersion`, `kind` and `metadata` of an embedded resource (or the root) are kept as they
+/// are, except that a nested embedded `metadata` is coerced to ObjectMeta. Returns whether `k`
+/// is such a field, i.e. whether the caller must leave it alone.
+fn keep_embedded_meta_field(
+    m: &mut Map<String, Value>,
+    k: &str,
+    path: &str,
+    embedded: bool,
+    p: &mut Pruner,
+) -> bool {
+    if !embedded || !META_FIELDS.contains(&k) {
+        return false;
+    }
+    if k == "metadata" && !path.is_empty() {
+        coerce_embedded_metadata(m, &join_key(path, "metadata"), p);
+    }
+    true
 }
 
 /// Embedded `metadata` round-trips through `metav1.ObjectMeta`: unknown keys disappear, and a

@@ -12,10 +12,10 @@
 //! the server always runs in wide mode). [`table`] evaluates them over objects.
 
 use jiff::Timestamp;
+use kube_sim_machinery::gofmt::{Num, go_display, json_marshal};
 use serde_json::{Map, Value, json};
 
 use crate::duration::{parse_time, since};
-use crate::gofmt::{Num, json_marshal, print_v};
 use crate::jsonpath::JsonPath;
 
 /// `ObjectMeta.name`'s description (the `Name` column's description everywhere).
@@ -551,7 +551,7 @@ fn jsonpath_cell(type_: &str, path: &str, obj: &Value, now: Timestamp) -> Value 
         return Value::String(match value {
             Value::Null => "<no value>".to_owned(),
             Value::Object(_) | Value::Array(_) => json_marshal(value),
-            other => print_v(other),
+            other => go_display(other),
         });
     }
     match (type_, value) {

@@ -25,11 +25,17 @@
 //! ObjectMeta validation of embedded resources (only name/namespace syntax). `format: int32`/
 //! `int64` are not range-checked because the API server strips those formats before validating.
 
+use kube_sim_machinery::gofmt::{
+    Num, go_float, go_quote, json_equal, json_marshal, unmarshal_field_type_error,
+    unmarshal_type_error,
+};
+use kube_sim_machinery::validation::{
+    is_dns1035_label, is_dns1123_label, is_valid_path_segment_name,
+};
 use serde_json::{Map, Value};
 
 use crate::error::{FieldError, FieldErrorKind};
 use crate::formats;
-use crate::gofmt::{Num, float_v, json_marshal, quote};
 use crate::schema::{Additional, Node, sorted_keys};
 
 /// Validate `obj` (a whole custom resource) against `schema` (its `openAPIV3Schema`).
@@ -71,7 +77,7 @@ fn invalid_type(path: &str, type_name: &str, value: &str) -> FieldError {
         Some(Value::String(value.to_owned())),
         format!(
             "{path} in body must be of type {type_name}: {}",
-            quote(value)
+            go_quote(value)
         ),
     )
 }
@@ -218,7 +224,7 @@ fn junctors(s: Node<'_>, data: &Value, path: &str, errs: &mut Vec<FieldError>) {
         if !ok {
             errs.push(pathless(format!(
                 "{} must validate at least one schema (anyOf)",
-                quote(path)
+                go_quote(path)
             )));
             errs.extend(best(failures).unwrap_or_default());
         }
@@ -244,7 +250,7 @@ fn junctors(s: Node<'_>, data: &Value, path: &str, errs: &mut Vec<FieldError>) {
             };
             errs.push(pathless(format!(
                 "{} must validate one and only one schema (oneOf). {additional}",
-                quote(path)
+                go_quote(path)
             )));
             if valid == 0 {
                 errs.extend(best(failures).unwrap_or_default());
@@ -267,7 +273,7 @@ fn junctors(s: Node<'_>, data: &Value, path: &str, errs: &mut Vec<FieldError>) {
             let additional = if valid == 0 { ". None validated" } else { "" };
             errs.push(pathless(format!(
                 "{} must validate all the schemas (allOf){additional}",
-                quote(path)
+                go_quote(path)
             )));
         }
     }
@@ -277,7 +283,7 @@ fn junctors(s: Node<'_>, data: &Value, path: &str, errs: &mut Vec<FieldError>) {
     {
         errs.push(pathless(format!(
             "{} must not validate the schema (not)",
-            quote(path)
+            go_quote(path)
         )));
     }
 }
@@ -342,7 +348,7 @@ fn number_checks(s: Node<'_>, n: Num, path: &str, errs: &mut Vec<FieldError>) {
                         num_value(Num::Float(factor)),
                         format!(
                             "factor MultipleOf declared for {path} must be positive: {}",
-                            float_v(factor)
+                            go_float(factor)
                         ),
                     ));
                 } else {
@@ -355,7 +361,10 @@ fn number_checks(s: Node<'_>, n: Num, path: &str, errs: &mut Vec<FieldError>) {
                         errs.push(invalid(
                             path,
                             num_value(n),
-                            format!("{path} in body should be a multiple of {}", float_v(factor)),
+                            format!(
+                                "{path} in body should be a multiple of {}",
+                                go_float(factor)
+                            ),
                         ));
                     }
                 }
@@ -386,7 +395,7 @@ fn number_checks(s: Node<'_>, n: Num, path: &str, errs: &mut Vec<FieldError>) {
                 } else {
                     (!exclusive && x < bound) || (exclusive && x <= bound)
                 };
-                (fails, float_v(bound))
+                (fails, go_float(bound))
             }
         };
         if fails {
@@ -436,7 +445,7 @@ fn array_checks(s: Node<'_>, items: &[Value], path: &str, errs: &mut Vec<FieldEr
         let duplicated = items
             .iter()
             .enumerate()
-            .any(|(i, a)| items[..i].iter().any(|b| json_eq(a, b)));
+            .any(|(i, a)| items[..i].iter().any(|b| json_equal(a, b)));
         if duplicated {
             errs.push(invalid(
                 path,
@@ -447,23 +456,6 @@ fn array_checks(s: Node<'_>, items: &[Value], path: &str, errs: &mut Vec<FieldEr
     }
 }
 
-/// Deep equality with numbers compared by value (1 == 1.0), as Go compares decoded values
-/// after type conversion.
-fn json_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => Num::of(x).as_f64() == Num::of(y).as_f64(),
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
-        }
-        _ => a == b,
-    }
-}
-
 fn enum_check(s: Node<'_>, data: &Value, path: &str, errs: &mut Vec<FieldError>) {
     let Some(values) = s.enum_values() else {
         return;
@@ -471,14 +463,14 @@ fn enum_check(s: Node<'_>, data: &Value, path: &str, errs: &mut Vec<FieldError>)
     if values.is_empty() {
         return;
     }
-    if !data.is_null() && values.iter().any(|e| json_eq(data, e)) {
+    if !data.is_null() && values.iter().any(|e| json_equal(data, e)) {
         return;
     }
     let supported: Vec<String> = values
         .iter()
         .map(|v| match v {
-            Value::String(s) => quote(s),
-            other => quote(&json_marshal(other)),
+            Value::String(s) => go_quote(s),
+            other => go_quote(&json_marshal(other)),
         })
         .collect();
     errs.push(FieldError::new(
@@ -617,118 +609,17 @@ fn embedded_walk(s: Node<'_>, data: &Value, path: &str, errs: &mut Vec<FieldErro
     }
 }
 
-const DNS1035_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
-const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
-
-/// `validation.RegexError(msg, fmt, examples...)`.
-fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
-    let mut out = format!("{msg} (e.g. ");
-    for (i, e) in examples.iter().enumerate() {
-        if i > 0 {
-            out.push_str(" or ");
-        }
-        out.push('\'');
-        out.push_str(e);
-        out.push_str("', ");
-    }
-    out.push_str("regex used for validation is '");
-    out.push_str(fmt);
-    out.push_str("')");
-    out
-}
-
-fn is_label(value: &str, first_alpha: bool) -> bool {
-    let b = value.as_bytes();
-    let Some((&first, _)) = b.split_first() else {
-        return false;
-    };
-    let first_ok = if first_alpha {
-        first.is_ascii_lowercase()
-    } else {
-        first.is_ascii_lowercase() || first.is_ascii_digit()
-    };
-    let last = b[b.len() - 1];
-    first_ok
-        && (last.is_ascii_lowercase() || last.is_ascii_digit())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-}
-
-/// `validation.IsDNS1035Label`.
-fn dns1035_label_errors(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if value.len() > 63 {
-        errs.push("must be no more than 63 characters".to_owned());
-    }
-    if !is_label(value, true) {
-        errs.push(regex_error(
-            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character",
-            DNS1035_FMT,
-            &["my-name", "abc-123"],
-        ));
-    }
-    errs
-}
-
-/// `validation.IsDNS1123Label`.
-fn dns1123_label_errors(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if value.len() > 63 {
-        errs.push("must be no more than 63 characters".to_owned());
-    }
-    if !is_label(value, false) {
-        errs.push(regex_error(
-            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character",
-            DNS1123_LABEL_FMT,
-            &["my-name", "123-abc"],
-        ));
-    }
-    errs
-}
-
-/// `path.IsValidPathSegmentName`.
-fn path_segment_errors(name: &str) -> Vec<String> {
-    for bad in [".", ".."] {
-        if name == bad {
-            return vec![format!("may not be '{bad}'")];
-        }
-    }
-    ["/", "%"]
-        .iter()
-        .filter(|c| name.contains(*c))
-        .map(|c| format!("may not contain '{c}'"))
-        .collect()
-}
-
-/// Go `encoding/json` name of a JSON value's type in unmarshal errors.
-fn go_json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
 /// The first error Go's `json.Unmarshal` into `metav1.ObjectMeta` would report, if any.
 fn object_meta_decode_error(meta: &Value) -> Option<String> {
     let m = match meta {
         Value::Null => return None,
         Value::Object(m) => m,
         other => {
-            return Some(format!(
-                "json: cannot unmarshal {} into Go value of type v1.ObjectMeta",
-                go_json_type(other)
-            ));
+            return Some(unmarshal_type_error(other, "v1.ObjectMeta"));
         }
     };
     let field_err = |field: &str, got: &Value, want: &str| {
-        Some(format!(
-            "json: cannot unmarshal {} into Go struct field ObjectMeta.{field} of type {want}",
-            go_json_type(got)
-        ))
+        Some(unmarshal_field_type_error(got, "ObjectMeta", field, want))
     };
     for k in sorted_keys(m) {
         let Some(v) = m.get(k) else { continue };
@@ -808,7 +699,7 @@ fn validate_embedded_resource(path: &str, m: &Map<String, Value>, errs: &mut Vec
                     None => errs.push(FieldError::invalid(f, v.clone(), "must be a string")),
                     Some("") => errs.push(FieldError::invalid(f, v.clone(), "must not be empty")),
                     Some(kind) => {
-                        let problems = dns1035_label_errors(&kind.to_lowercase());
+                        let problems = is_dns1035_label(&kind.to_lowercase());
                         if !problems.is_empty() {
                             errs.push(FieldError::invalid(
                                 f,
@@ -842,7 +733,7 @@ fn validate_embedded_resource(path: &str, m: &Map<String, Value>, errs: &mut Vec
                 };
                 let generate_name = get("generateName");
                 if !generate_name.is_empty() {
-                    for msg in path_segment_errors(&generate_name) {
+                    for msg in is_valid_path_segment_name(&generate_name) {
                         errs.push(FieldError::invalid(
                             fp_child(&f, "generateName"),
                             Value::String(generate_name.clone()),
@@ -850,7 +741,7 @@ fn validate_embedded_resource(path: &str, m: &Map<String, Value>, errs: &mut Vec
                         ));
                     }
                 }
-                for msg in path_segment_errors(&name) {
+                for msg in is_valid_path_segment_name(&name) {
                     errs.push(FieldError::invalid(
                         fp_child(&f, "name"),
                         Value::String(name.clone()),
@@ -859,7 +750,7 @@ fn validate_embedded_resource(path: &str, m: &Map<String, Value>, errs: &mut Vec
                 }
                 let namespace = get("namespace");
                 if !namespace.is_empty() {
-                    for msg in dns1123_label_errors(&namespace) {
+                    for msg in is_dns1123_label(&namespace) {
                         errs.push(FieldError::invalid(
                             fp_child(&f, "namespace"),
                             Value::String(namespace.clone()),

@@ -80,11 +80,7 @@ pub async fn admit_pod_create(
     if configs.is_empty() {
         return Ok(pod);
     }
-    let ns = pod
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let ns = crate::meta::str_at(&pod, "/metadata/namespace").to_string();
     let ns_obj = sim.store.get(&ResKey::new("", "namespaces"), "", &ns);
     let ns_labels = ns_obj
         .as_ref()
@@ -299,11 +295,7 @@ async fn call(
             .and_then(Value::as_u64)
             .filter(|c| (400..600).contains(c))
             .unwrap_or(400) as u16;
-        let msg = r
-            .pointer("/status/message")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let msg = crate::meta::str_at(r, "/status/message").to_string();
         return Ok(Outcome::Denied(code, msg));
     }
     match (

@@ -466,14 +466,8 @@ struct ContinueToken {
 
 fn encode_continue(rv: u64, last: &Value) -> String {
     use base64::Engine;
-    let ns = last
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let name = last
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let ns = crate::meta::str_at(last, "/metadata/namespace");
+    let name = crate::meta::str_at(last, "/metadata/name");
     let raw = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": format!("{ns}\u{0}{name}")});
     base64::engine::general_purpose::URL_SAFE.encode(raw.to_string())
 }
@@ -640,8 +634,8 @@ fn check_type_meta(rt: &ResourceType, obj: &mut Value) -> ApiResult<()> {
         ));
     }
     let want_av = rt.api_version();
-    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-    let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let kind = crate::meta::str_at(obj, "/kind");
+    let av = crate::meta::str_at(obj, "/apiVersion");
     if !kind.is_empty() && kind != rt.kind {
         return Err(ApiError::bad_request(format!(
             "the object provided is unrecognized (must be of type {}): kind {kind} does not match the URL",
@@ -663,12 +657,7 @@ fn check_type_meta(rt: &ResourceType, obj: &mut Value) -> ApiResult<()> {
     Ok(())
 }
 
-fn meta_str<'a>(obj: &'a Value, f: &str) -> &'a str {
-    obj.get("metadata")
-        .and_then(|m| m.get(f))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-}
+use crate::meta::meta_str;
 
 fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.get("metadata").is_some_and(Value::is_object) {
@@ -840,16 +829,8 @@ pub fn store_create(sim: &Sim, rt: &ResourceType, obj: Value) -> ApiResult<Arc<V
 
 /// Create an object outside a request (bootstrap, seeding, internal controllers), as the admin.
 pub fn create_internal(sim: &Sim, mut obj: Value) -> ApiResult<Arc<Value>> {
-    let av = obj
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let kind = obj
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let av = crate::meta::str_at(&obj, "/apiVersion").to_string();
+    let kind = crate::meta::str_at(&obj, "/kind").to_string();
     let rt = sim.registry.read().by_kind(&av, &kind).ok_or_else(|| {
         ApiError::bad_request(format!(
             "no matches for kind \"{kind}\" in version \"{av}\""
@@ -888,16 +869,8 @@ pub fn after_write(
             None => {
                 if let Some(b) = before {
                     let name = meta_str(b, "name").to_string();
-                    let group = b
-                        .pointer("/spec/group")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string();
-                    let plural = b
-                        .pointer("/spec/names/plural")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string();
+                    let group = crate::meta::str_at(b, "/spec/group").to_string();
+                    let plural = crate::meta::str_at(b, "/spec/names/plural").to_string();
                     sim.registry.write().remove_crd(&name);
                     let _ = sim
                         .gc_tx

@@ -42,12 +42,7 @@ pub enum GcEvent {
     NamespaceDeleted(String),
 }
 
-fn meta_str<'a>(obj: &'a Value, f: &str) -> &'a str {
-    obj.get("metadata")
-        .and_then(|m| m.get(f))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-}
+use crate::meta::meta_str;
 
 /// Run until every sender is gone.
 pub async fn run(sim: Arc<Sim>, mut rx: mpsc::UnboundedReceiver<GcEvent>) {

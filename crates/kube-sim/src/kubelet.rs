@@ -28,12 +28,7 @@ const REFRESH_FRACTION: f64 = 0.8;
 /// Refresh at least this often (kubelet: 24 h).
 const MAX_TOKEN_AGE_SECS: i64 = 24 * 3600;
 
-fn meta_str<'a>(obj: &'a Value, f: &str) -> &'a str {
-    obj.get("metadata")
-        .and_then(|m| m.get(f))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-}
+use crate::meta::meta_str;
 
 /// Parse `a.b.c.d/nn` into (network, prefix).
 pub fn parse_cidr(cidr: &str) -> Option<(u32, u8)> {
@@ -410,16 +405,10 @@ fn write_volumes(sim: &Sim, dir: &Path, state: &mut State, pod: &Value, tokens_o
                         "metadata.namespace" => ns.clone(),
                         "metadata.name" => meta_str(pod, "name").to_string(),
                         "metadata.uid" => uid.clone(),
-                        "spec.nodeName" => pod
-                            .pointer("/spec/nodeName")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string(),
-                        "spec.serviceAccountName" => pod
-                            .pointer("/spec/serviceAccountName")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string(),
+                        "spec.nodeName" => crate::meta::str_at(pod, "/spec/nodeName").to_string(),
+                        "spec.serviceAccountName" => {
+                            crate::meta::str_at(pod, "/spec/serviceAccountName").to_string()
+                        }
                         _ => continue,
                     };
                     let _ = write_atomic(&vdir.join(path), value.as_bytes());

@@ -177,6 +177,19 @@ pub fn valid_label_value(v: &str) -> bool {
     v.is_empty() || valid_name_part(v)
 }
 
+/// The string at a JSON pointer, or `""` when absent or not a string.
+pub fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// `metadata.<field>` as a string, or `""`.
+pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
+    obj.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

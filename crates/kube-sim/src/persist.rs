@@ -218,18 +218,10 @@ fn order(kind: &str) -> u8 {
 pub async fn seed_file(sim: &Arc<Sim>, path: &Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
     let mut objs = parse_objects(&text)?;
-    objs.sort_by_key(|o| order(o.get("kind").and_then(Value::as_str).unwrap_or("")));
+    objs.sort_by_key(|o| order(crate::meta::str_at(o, "/kind")));
     for obj in objs {
-        let kind = obj
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let name = obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let kind = crate::meta::str_at(&obj, "/kind").to_string();
+        let name = crate::meta::str_at(&obj, "/metadata/name").to_string();
         match crate::api::create_internal(sim, obj) {
             Ok(_) => {}
             Err(e) if e.code == 409 => {}

@@ -278,9 +278,7 @@ pub fn token_request(sim: &Sim, ns: &str, sa_name: &str, body: Value) -> ApiResu
         sim.signer.issuer(),
         ns,
         sa_name,
-        sa.pointer("/metadata/uid")
-            .and_then(Value::as_str)
-            .unwrap_or(""),
+        crate::meta::str_at(&sa, "/metadata/uid"),
     );
     input.audiences = spec
         .get("audiences")
@@ -295,7 +293,7 @@ pub fn token_request(sim: &Sim, ns: &str, sa_name: &str, body: Value) -> ApiResu
         .unwrap_or_else(|| api_audiences(sim));
     input.expiration_seconds = spec.get("expirationSeconds").and_then(Value::as_i64);
     if let Some(b) = spec.get("boundObjectRef").filter(|b| !b.is_null()) {
-        let kind = b.get("kind").and_then(Value::as_str).unwrap_or("");
+        let kind = crate::meta::str_at(b, "/kind");
         let name = b.get("name").and_then(Value::as_str).unwrap_or("");
         let want_uid = b.get("uid").and_then(Value::as_str).unwrap_or("");
         let (resource, bkind) = match kind {
@@ -317,11 +315,7 @@ pub fn token_request(sim: &Sim, ns: &str, sa_name: &str, body: Value) -> ApiResu
             .store
             .get(&ResKey::new("", resource), obj_ns, name)
             .ok_or_else(|| ApiError::not_found(resource, "", name))?;
-        let uid = obj
-            .pointer("/metadata/uid")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let uid = crate::meta::str_at(&obj, "/metadata/uid").to_string();
         if !want_uid.is_empty() && want_uid != uid {
             return Err(ApiError::conflict_message(format!(
                 "the UID in the bound object reference ({want_uid}) does not match the UID in record. The object might have been deleted and then recreated"
@@ -392,14 +386,8 @@ pub fn mint_for_pod(
     audiences: Vec<String>,
     expiration_seconds: i64,
 ) -> Result<(String, i64), String> {
-    let ns = pod
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let name = pod
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let ns = crate::meta::str_at(pod, "/metadata/namespace");
+    let name = crate::meta::str_at(pod, "/metadata/name");
     let sa = pod
         .pointer("/spec/serviceAccountName")
         .and_then(Value::as_str)

@@ -124,12 +124,7 @@ pub struct Store {
     log_capacity: usize,
 }
 
-fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
-    obj.get("metadata")
-        .and_then(|m| m.get(field))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-}
+use crate::meta::meta_str;
 
 fn node_name(obj: &Value) -> Option<&str> {
     obj.get("spec")

@@ -38,7 +38,7 @@ use serde_json::{Map, Value};
 
 use super::fieldpath::{FieldPath, FieldSet, PathElement, path_string};
 use super::keys::{ListStrategy, MergeKeys};
-use crate::validation::go_quote;
+use crate::gofmt::go_quote;
 
 /// One conflicting field.
 #[derive(Debug, Clone, PartialEq, Eq)]

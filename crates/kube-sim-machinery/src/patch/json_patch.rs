@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::PatchError;
+use crate::gofmt::{json_equal, unmarshal_type_error};
 
 /// Applies an RFC 6902 JSON patch (`application/json-patch+json`).
 ///
@@ -19,17 +20,17 @@ use super::PatchError;
 /// missing object member fails as RFC 6902 requires (evanphx v4 silently adds it).
 pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
     let Value::Array(ops) = patch else {
-        return Err(PatchError::BadRequest(format!(
-            "json: cannot unmarshal {} into Go value of type jsonpatch.Patch",
-            json_kind(patch)
+        return Err(PatchError::BadRequest(unmarshal_type_error(
+            patch,
+            "jsonpatch.Patch",
         )));
     };
     let mut parsed = Vec::with_capacity(ops.len());
     for op in ops {
         let Value::Object(op) = op else {
-            return Err(PatchError::BadRequest(format!(
-                "json: cannot unmarshal {} into Go value of type jsonpatch.Operation",
-                json_kind(op)
+            return Err(PatchError::BadRequest(unmarshal_type_error(
+                op,
+                "jsonpatch.Operation",
             )));
         };
         parsed.push(op);
@@ -39,17 +40,6 @@ pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
         apply_operation(&mut doc, op).map_err(PatchError::Unprocessable)?;
     }
     Ok(doc)
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 /// Splits an RFC 6901 pointer into unescaped reference tokens; `None` if it does not start
@@ -95,24 +85,6 @@ fn get_mut<'a>(doc: &'a mut Value, tokens: &[String]) -> Option<&'a mut Value> {
 
 fn str_field<'a>(op: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
     op.get(name).and_then(Value::as_str)
-}
-
-/// Numbers compare by value (`1` equals `1.0`), everything else structurally.
-fn json_equal(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            x == y || matches!((x.as_f64(), y.as_f64()), (Some(p), Some(q)) if p == q)
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equal(p, q))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
-        }
-        _ => a == b,
-    }
 }
 
 fn apply_operation(doc: &mut Value, op: &Map<String, Value>) -> Result<(), String> {

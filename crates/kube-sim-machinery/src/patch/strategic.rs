@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::PatchError;
 use super::keys::{ListStrategy, MergeKeys};
-use crate::validation::{go_display, go_type_name};
+use crate::gofmt::{go_display, go_type_name, unmarshal_type_error};
 
 const DIRECTIVE_MARKER: &str = "$patch";
 const RETAIN_KEYS_DIRECTIVE: &str = "$retainKeys";
@@ -52,24 +52,13 @@ pub fn strategic_merge_patch(
         )));
     };
     let Value::Object(patch) = patch else {
-        return Err(PatchError::BadRequest(format!(
-            "json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
-            json_kind(patch)
+        return Err(PatchError::BadRequest(unmarshal_type_error(
+            patch,
+            "map[string]interface {}",
         )));
     };
     let merged = merge_map(original.clone(), patch.clone(), "", schema)?;
     Ok(Value::Object(merged.unwrap_or_default()))
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 fn child_path(path: &str, key: &str) -> String {

@@ -20,11 +20,7 @@ pub fn on_create(sim: &Sim, rt: &ResourceType, obj: &mut Value) -> ApiResult<()>
     }
     match rt.resource.as_str() {
         "namespaces" => {
-            let name = obj
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+            let name = crate::meta::str_at(obj, "/metadata/name").to_string();
             obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
             obj["spec"]["finalizers"] = json!(["kubernetes"]);
             obj["status"] = json!({"phase": "Active"});
@@ -50,11 +46,7 @@ pub fn on_create(sim: &Sim, rt: &ResourceType, obj: &mut Value) -> ApiResult<()>
 }
 
 fn crd_status(obj: &mut Value) -> ApiResult<()> {
-    let name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let name = crate::meta::str_at(obj, "/metadata/name").to_string();
     let types = crate::resources::crd_types(obj).map_err(|msg| {
         ApiError::invalid(
             "CustomResourceDefinition",
@@ -91,11 +83,7 @@ fn crd_status(obj: &mut Value) -> ApiResult<()> {
 }
 
 fn pod_defaults(sim: &Sim, obj: &mut Value) -> ApiResult<()> {
-    let pod_name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let pod_name = crate::meta::str_at(obj, "/metadata/name").to_string();
     let spec = obj
         .get_mut("spec")
         .filter(|s| s.is_object())
@@ -143,11 +131,7 @@ fn pod_defaults(sim: &Sim, obj: &mut Value) -> ApiResult<()> {
         .get("containers")
         .and_then(Value::as_array)
         .is_some_and(|c| !c.is_empty());
-    let name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let name = crate::meta::str_at(obj, "/metadata/name").to_string();
     if !containers_ok {
         return Err(ApiError::invalid(
             "Pod",
@@ -210,16 +194,8 @@ pub fn after_admission(sim: &Sim, rt: &ResourceType, obj: &mut Value) -> ApiResu
     if !(rt.group.is_empty() && rt.resource == "pods") {
         return Ok(());
     }
-    let ns = obj
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let ns = crate::meta::str_at(obj, "/metadata/namespace").to_string();
+    let name = crate::meta::str_at(obj, "/metadata/name").to_string();
     let sa_name = obj
         .pointer("/spec/serviceAccountName")
         .and_then(Value::as_str)
@@ -309,10 +285,7 @@ pub fn pod_update_causes(cur: &Value, next: &Value) -> Vec<Cause> {
         return Vec::new();
     }
     // nodeName may be set once (binding), never changed.
-    let cur_node = cur
-        .pointer("/spec/nodeName")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let cur_node = crate::meta::str_at(cur, "/spec/nodeName");
     let mut a = strip(cur);
     let mut b = strip(next);
     if cur_node.is_empty() {

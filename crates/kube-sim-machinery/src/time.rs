@@ -1,8 +1,9 @@
 //! Minimal RFC 3339 conversion for `metav1.Time` values (`2024-05-01T12:00:00Z`).
 //!
-//! Only what this crate needs: formatting a Unix second count as the UTC form the API server
-//! writes, and parsing the timestamps found in stored objects (`metadata.deletionTimestamp`),
-//! including fractional seconds and numeric offsets. No clock is read here.
+//! Formatting a Unix second count as the UTC form the API server writes, parsing the timestamps
+//! found in stored objects (`metadata.deletionTimestamp`, token claims), including fractional
+//! seconds and numeric offsets, and the proleptic Gregorian day arithmetic the protobuf codec
+//! shares. No clock is read here.
 
 /// Format Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC), the way `metav1.Time` marshals.
 ///
@@ -116,7 +117,8 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
+/// Proleptic Gregorian (year, month, day) of a day count relative to 1970-01-01.
+pub(crate) fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

@@ -1,17 +1,22 @@
-//! Go formatting rules the API server's messages depend on.
+//! Go formatting and value semantics the API server's messages depend on.
 //!
-//! Kubernetes builds its error texts with Go's `fmt` (`%q`, `%v`, `%#v`) and table cells with
-//! `fmt.Fprint` and `encoding/json`. The helpers here reproduce those renderings for values held
-//! as [`serde_json::Value`], using the number model of the API server's unstructured decoder:
-//! integral JSON literals are `int64`, everything else is `float64`.
+//! Kubernetes builds its error texts with Go's `fmt` (`%q`, `%v`, `%#v`, `%T`), `encoding/json`
+//! (`json.Marshal`, `json.UnmarshalTypeError`) and `utilerrors.NewAggregate`. The helpers here
+//! reproduce those renderings for values held as [`serde_json::Value`]. This module is the one
+//! home of these rules for all kube-sim crates.
+//!
+//! Numbers follow the model of apimachinery's `util/json` decoder, which both the unstructured
+//! decoder and `strategicpatch` use: an integral JSON literal that fits `int64` is an `int64`,
+//! everything else (fractions, exponents, integers beyond `int64`) is a `float64`
+//! (see [`Num`]).
 
 use std::fmt::Write as _;
 
 use serde_json::{Number, Value};
 
-/// A JSON number as the API server's unstructured decoder sees it.
+/// A JSON number as apimachinery's `util/json` decoder sees it.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Num {
+pub enum Num {
     /// An integer literal that fits `int64`.
     Int(i64),
     /// Anything else (fractions, exponents, integers beyond `int64`).
@@ -20,7 +25,8 @@ pub(crate) enum Num {
 
 impl Num {
     /// Classify a serde_json number (Go: `json.Number.Int64()` first, then `Float64()`).
-    pub(crate) fn of(n: &Number) -> Num {
+    #[must_use]
+    pub fn of(n: &Number) -> Num {
         if let Some(i) = n.as_i64() {
             Num::Int(i)
         } else {
@@ -29,7 +35,8 @@ impl Num {
     }
 
     /// The value as `float64`.
-    pub(crate) fn as_f64(self) -> f64 {
+    #[must_use]
+    pub fn as_f64(self) -> f64 {
         match self {
             #[allow(clippy::cast_precision_loss)]
             Num::Int(i) => i as f64,
@@ -38,8 +45,12 @@ impl Num {
     }
 }
 
-/// Go `strconv.Quote` / `%q` for a string.
-pub(crate) fn quote(s: &str) -> String {
+/// Go's `strconv.Quote` (what `%q` prints for a string): double quotes, `"` and `\` escaped,
+/// the short C escapes for common control characters, `\x..` for the other ASCII control
+/// characters, `\u....`/`\U........` for characters Go does not consider printable, everything
+/// else verbatim.
+#[must_use]
+pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -81,10 +92,18 @@ fn is_go_printable(c: char) -> bool {
     !matches!(c as u32, 0xad | 0x200b..=0x200f | 0x2028..=0x202e | 0x2060..=0x2064 | 0xfeff | 0xfff9..=0xfffb)
 }
 
+/// Go's `%q` of a `[]string`: `["a" "b"]`.
+#[must_use]
+pub fn go_quote_list(items: &[String]) -> String {
+    let inner: Vec<String> = items.iter().map(|s| go_quote(s)).collect();
+    format!("[{}]", inner.join(" "))
+}
+
 /// Go `%v` (and `fmt.Fprint`) of a `float64`: `strconv.FormatFloat(f, 'g', -1, 64)`, i.e. the
 /// shortest representation, in exponent form when the decimal exponent is < -4 or >= 6
 /// (`1e+06`, `1.5e-05`, `123456.7`).
-pub(crate) fn float_v(f: f64) -> String {
+#[must_use]
+pub fn go_float(f: f64) -> String {
     if f.is_nan() {
         return "NaN".into();
     }
@@ -142,36 +161,64 @@ pub(crate) fn float_v(f: f64) -> String {
     out
 }
 
-/// Go `%v` of a number in the unstructured model.
-pub(crate) fn num_v(n: Num) -> String {
+/// Go `%v` of a number in the [`Num`] model.
+#[must_use]
+pub fn go_num(n: Num) -> String {
     match n {
         Num::Int(i) => i.to_string(),
-        Num::Float(f) => float_v(f),
+        Num::Float(f) => go_float(f),
     }
 }
 
-/// Go `%#v` of an unstructured value (as it appears inside `interface{}`).
-pub(crate) fn sharp_v(v: &Value) -> String {
+/// Go `%v` (and `fmt.Fprint`) of the `interface{}` a JSON value decodes to:
+/// `map[a:1 b:x]`, `[a b]`, `<nil>`, `1e+06`.
+#[must_use]
+pub fn go_display(v: &Value) -> String {
+    match v {
+        Value::Null => "<nil>".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => go_num(Num::of(n)),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => {
+            let parts: Vec<String> = a.iter().map(go_display).collect();
+            format!("[{}]", parts.join(" "))
+        }
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{k}:{}", m.get(k).map(go_display).unwrap_or_default()))
+                .collect();
+            format!("map[{}]", parts.join(" "))
+        }
+    }
+}
+
+/// Go `%#v` of a decoded value (as it appears inside `interface{}`):
+/// `map[string]interface {}{"a":"x", "b":1}`, `[]interface {}{"a", interface {}(nil)}`.
+#[must_use]
+pub fn go_syntax(v: &Value) -> String {
     let mut out = String::new();
-    sharp_v_into(v, &mut out, true);
+    go_syntax_into(v, &mut out);
     out
 }
 
-fn sharp_v_into(v: &Value, out: &mut String, top: bool) {
+fn go_syntax_into(v: &Value, out: &mut String) {
     match v {
         Value::Null => out.push_str("interface {}(nil)"),
         Value::Bool(b) => {
             let _ = write!(out, "{b}");
         }
-        Value::Number(n) => out.push_str(&num_v(Num::of(n))),
-        Value::String(s) => out.push_str(&quote(s)),
+        Value::Number(n) => out.push_str(&go_num(Num::of(n))),
+        Value::String(s) => out.push_str(&go_quote(s)),
         Value::Array(a) => {
             out.push_str("[]interface {}{");
             for (i, item) in a.iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                sharp_v_into(item, out, false);
+                go_syntax_into(item, out);
             }
             out.push('}');
         }
@@ -183,44 +230,77 @@ fn sharp_v_into(v: &Value, out: &mut String, top: bool) {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                out.push_str(&quote(k));
+                out.push_str(&go_quote(k));
                 out.push(':');
                 if let Some(item) = m.get(k) {
-                    sharp_v_into(item, out, false);
+                    go_syntax_into(item, out);
                 }
             }
             out.push('}');
         }
     }
-    let _ = top;
 }
 
-/// Go `fmt.Fprint` of an unstructured scalar or container (used by `jsonpath` text output).
-pub(crate) fn print_v(v: &Value) -> String {
+/// The Go type of a decoded JSON value (`%T`, `reflect.TypeOf(v)`), for error texts:
+/// `int64` or `float64` per [`Num`], `[]interface {}`, `map[string]interface {}`, `<nil>`.
+#[must_use]
+pub fn go_type_name(v: &Value) -> &'static str {
     match v {
-        Value::Null => "<nil>".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => num_v(Num::of(n)),
-        Value::String(s) => s.clone(),
-        Value::Array(a) => {
-            let parts: Vec<String> = a.iter().map(print_v).collect();
-            format!("[{}]", parts.join(" "))
-        }
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            let parts: Vec<String> = keys
-                .into_iter()
-                .map(|k| format!("{k}:{}", m.get(k).map(print_v).unwrap_or_default()))
-                .collect();
-            format!("map[{}]", parts.join(" "))
-        }
+        Value::Null => "<nil>",
+        Value::Bool(_) => "bool",
+        Value::Number(n) => match Num::of(n) {
+            Num::Int(_) => "int64",
+            Num::Float(_) => "float64",
+        },
+        Value::String(_) => "string",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(_) => "map[string]interface {}",
     }
 }
 
-/// Go `encoding/json.Marshal` of an unstructured value: sorted keys, no spaces, HTML-safe
+/// The name `encoding/json` gives a JSON value's kind in `UnmarshalTypeError`
+/// (`null`, `bool`, `number`, `string`, `array`, `object`).
+#[must_use]
+pub fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// `json.UnmarshalTypeError.Error()` for a top-level value:
+/// `json: cannot unmarshal array into Go value of type v1.ObjectMeta`.
+#[must_use]
+pub fn unmarshal_type_error(v: &Value, go_type: &str) -> String {
+    format!(
+        "json: cannot unmarshal {} into Go value of type {go_type}",
+        json_kind(v)
+    )
+}
+
+/// `json.UnmarshalTypeError.Error()` for a struct field:
+/// `json: cannot unmarshal number into Go struct field ObjectMeta.metadata.name of type string`.
+#[must_use]
+pub fn unmarshal_field_type_error(
+    v: &Value,
+    go_struct: &str,
+    field: &str,
+    go_type: &str,
+) -> String {
+    format!(
+        "json: cannot unmarshal {} into Go struct field {go_struct}.{field} of type {go_type}",
+        json_kind(v)
+    )
+}
+
+/// Go `encoding/json.Marshal` of a decoded value: sorted keys, no spaces, HTML-safe
 /// escaping, Go float formatting.
-pub(crate) fn json_marshal(v: &Value) -> String {
+#[must_use]
+pub fn json_marshal(v: &Value) -> String {
     let mut out = String::new();
     json_into(v, &mut out);
     out
@@ -277,7 +357,7 @@ fn json_float(f: f64) -> String {
     let abs = f.abs();
     if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
         // Exponent form; Go's encoder then shortens `e-07` to `e-7`.
-        let s = float_v(f);
+        let s = go_float(f);
         if let Some(pos) = s.find("e-0") {
             return format!("{}e-{}", &s[..pos], &s[pos + 3..]);
         }
@@ -285,7 +365,7 @@ fn json_float(f: f64) -> String {
     }
     // Shortest 'f' representation.
     let s = format!("{f}");
-    if s.contains('e') { float_v(f) } else { s }
+    if s.contains('e') { go_float(f) } else { s }
 }
 
 fn json_string(s: &str, out: &mut String) {
@@ -311,6 +391,43 @@ fn json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
+/// Deep equality of decoded values with numbers compared by value (`1` equals `1.0`),
+/// everything else structurally. Used by JSON patch `test` and schema `enum`/`uniqueItems`.
+#[must_use]
+pub fn json_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => Num::of(x).as_f64() == Num::of(y).as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equal(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// `utilerrors.NewAggregate(errs).Error()`: no message is `""`, a single one is printed bare,
+/// several are deduplicated (first occurrence kept) and printed as `[a, b]`.
+pub fn aggregate_messages<I>(messages: I) -> String
+where
+    I: IntoIterator<Item = String>,
+{
+    let mut seen: Vec<String> = Vec::new();
+    for m in messages {
+        if !seen.contains(&m) {
+            seen.push(m);
+        }
+    }
+    match seen.len() {
+        0 => String::new(),
+        1 => seen.remove(0),
+        _ => format!("[{}]", seen.join(", ")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,8 +445,60 @@ mod tests {
             ("héllo", r#""héllo""#),
             ("zero\u{200b}width", r#""zero\u200bwidth""#),
         ] {
-            assert_eq!(quote(s), want, "{s:?}");
+            assert_eq!(go_quote(s), want, "{s:?}");
         }
+    }
+
+    #[test]
+    fn go_quote_matches_strconv_quote() {
+        let cases = [
+            ("", r#""""#),
+            ("abc", r#""abc""#),
+            ("a\"b", r#""a\"b""#),
+            ("a\\b", r#""a\\b""#),
+            ("line\nbreak\t", r#""line\nbreak\t""#),
+            ("\u{1}", r#""\x01""#),
+            ("\u{7f}", r#""\x7f""#),
+            ("\u{85}", r#""\u0085""#),
+            ("héllo ✓", "\"héllo ✓\""),
+        ];
+        for (input, want) in cases {
+            assert_eq!(go_quote(input), want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn go_quote_list_uses_spaces() {
+        assert_eq!(go_quote_list(&[]), "[]");
+        assert_eq!(go_quote_list(&["a".into(), "b c".into()]), r#"["a" "b c"]"#);
+    }
+
+    #[test]
+    fn go_quoting_and_display() {
+        assert_eq!(go_quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
+        assert_eq!(go_quote("\u{1}"), "\"\\x01\"");
+        assert_eq!(
+            go_display(&serde_json::json!({"b": [1, "x"], "a": null})),
+            "map[a:<nil> b:[1 x]]"
+        );
+        assert_eq!(go_type_name(&serde_json::json!([])), "[]interface {}");
+    }
+
+    #[test]
+    fn type_names_follow_the_number_model() {
+        assert_eq!(go_type_name(&json!(1)), "int64");
+        assert_eq!(go_type_name(&json!(1.5)), "float64");
+        assert_eq!(go_type_name(&json!(u64::MAX)), "float64");
+        assert_eq!(go_type_name(&Value::Null), "<nil>");
+        assert_eq!(json_kind(&json!({})), "object");
+        assert_eq!(
+            unmarshal_type_error(&json!([]), "v1.ObjectMeta"),
+            "json: cannot unmarshal array into Go value of type v1.ObjectMeta"
+        );
+        assert_eq!(
+            unmarshal_field_type_error(&json!(1), "ObjectMeta", "name", "string"),
+            "json: cannot unmarshal number into Go struct field ObjectMeta.name of type string"
+        );
     }
 
     #[test]
@@ -350,21 +519,21 @@ mod tests {
             (123_456.7, "123456.7"),
             (1_234_567.0, "1.234567e+06"),
         ] {
-            assert_eq!(float_v(f), want, "{f}");
+            assert_eq!(go_float(f), want, "{f}");
         }
     }
 
     #[test]
     fn sharp_v_values() {
         assert_eq!(
-            sharp_v(&json!({"b": 1, "a": "x"})),
+            go_syntax(&json!({"b": 1, "a": "x"})),
             r#"map[string]interface {}{"a":"x", "b":1}"#
         );
         assert_eq!(
-            sharp_v(&json!(["a", 1, null, true])),
+            go_syntax(&json!(["a", 1, null, true])),
             r#"[]interface {}{"a", 1, interface {}(nil), true}"#
         );
-        assert_eq!(sharp_v(&json!(1.5)), "1.5");
+        assert_eq!(go_syntax(&json!(1.5)), "1.5");
     }
 
     #[test]
@@ -380,10 +549,10 @@ mod tests {
 
     #[test]
     fn print_like_fprint() {
-        assert_eq!(print_v(&json!("s")), "s");
-        assert_eq!(print_v(&json!(3)), "3");
-        assert_eq!(print_v(&json!(true)), "true");
-        assert_eq!(print_v(&json!(2.0)), "2");
+        assert_eq!(go_display(&json!("s")), "s");
+        assert_eq!(go_display(&json!(3)), "3");
+        assert_eq!(go_display(&json!(true)), "true");
+        assert_eq!(go_display(&json!(2.0)), "2");
     }
 
     #[test]
@@ -400,5 +569,27 @@ mod tests {
             unreachable!()
         };
         assert!(matches!(Num::of(&n), Num::Float(_)));
+    }
+
+    #[test]
+    fn equality_compares_numbers_by_value() {
+        assert!(json_equal(&json!({"a": [1, 2.0]}), &json!({"a": [1.0, 2]})));
+        assert!(!json_equal(&json!([1, 2]), &json!([2, 1])));
+        assert!(!json_equal(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
+        assert!(!json_equal(&json!("1"), &json!(1)));
+    }
+
+    #[test]
+    fn aggregate_dedups_and_brackets() {
+        assert_eq!(aggregate_messages(Vec::<String>::new()), "");
+        assert_eq!(aggregate_messages(vec!["x".to_owned()]), "x");
+        assert_eq!(
+            aggregate_messages(vec!["x".to_owned(), "x".to_owned()]),
+            "x"
+        );
+        assert_eq!(
+            aggregate_messages(vec!["x".to_owned(), "y".to_owned(), "x".to_owned()]),
+            "[x, y]"
+        );
     }
 }

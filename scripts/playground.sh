@@ -70,7 +70,7 @@ run apply -f "$DIR/demo.yaml"
 sleep 0.5
 run get azureidentities,azureidentitybindings -n my-app
 run get pods -n my-app -o wide
-run auth can-i list pods --as=system:serviceaccount:my-app:default -n my-app
+run auth can-i list pods --as=system:serviceaccount:my-app:default -n my-app || true   # "no": RBAC applies to service accounts
 cat <<TXT
 kube-sim is running at https://127.0.0.1:$PORT. Try it yourself:
   export KUBECONFIG=$KUBECONFIG

@@ -143,8 +143,18 @@ async fn run_kube_sim(args: KubeSimArgs) -> anyhow::Result<()> {
     println!("  export KUBECONFIG={}", kubeconfig.display());
     println!("  kubectl get namespaces");
     println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c().await.context("wait for Ctrl-C")?;
+    wait_for_stop_signal().await?;
     println!("stopping");
     handle.shutdown().await;
     Ok(())
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM: both stop the process cleanly.
+async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("install SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("wait for Ctrl-C"),
+        _ = term.recv() => Ok(()),
+    }
 }

@@ -105,9 +105,9 @@ async fn bad_inputs_get_a_status_and_the_server_keeps_serving() {
         "{st}"
     );
 
-    // A watch from a compacted resourceVersion answers with a 410 event.
+    // A watch from a compacted resourceVersion is established and its first event is a 410 Status.
     sim.handle.sim.store.compact();
-    let (code, _) = common::raw(
+    let (code, event) = common::raw(
         addr,
         &t,
         "GET",
@@ -117,6 +117,35 @@ async fn bad_inputs_get_a_status_and_the_server_keeps_serving() {
     )
     .await;
     assert_eq!(code, 200);
+    assert_eq!(event["type"], "ERROR", "{event}");
+    assert_eq!(event["object"]["code"], 410, "{event}");
+    assert_eq!(event["object"]["reason"], "Expired", "{event}");
+
+    // Forbidden: a service-account token without RBAC grants.
+    let sa_token = {
+        let body = serde_json::to_vec(&json!({"spec": {}})).expect("json");
+        let (c, tr) = common::raw(
+            addr,
+            &t,
+            "POST",
+            "/api/v1/namespaces/default/serviceaccounts/default/token",
+            "application/json",
+            body,
+        )
+        .await;
+        assert_eq!(c, 201, "{tr}");
+        tr["status"]["token"].as_str().expect("token").to_string()
+    };
+    let (code, st) = common::raw(addr, &sa_token, "GET", cms, "", Vec::new()).await;
+    assert_eq!(
+        (code, st["reason"].as_str()),
+        (403, Some("Forbidden")),
+        "{st}"
+    );
+    assert_eq!(
+        st["message"],
+        "configmaps is forbidden: User \"system:serviceaccount:default:default\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"default\""
+    );
 
     // No token / bad token.
     let (code, st) = common::raw(addr, "wrong-token", "GET", cms, "", Vec::new()).await;

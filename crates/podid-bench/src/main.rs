@@ -38,6 +38,15 @@ enum What {
         #[arg(long)]
         tls: bool,
     },
+    /// The Azure identity simulator: IMDS token requests and Entra client_credentials.
+    AzureSim {
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Seconds each measurement runs.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
 }
 
 /// Hard limit on any single benchmark phase, so a regression cannot hang CI or a laptop.
@@ -57,6 +66,13 @@ fn main() -> anyhow::Result<()> {
             watchers,
             tls,
         } => rt.block_on(kube_sim_bench(pods, nodes, concurrency, watchers, tls)),
+        What::AzureSim {
+            concurrency,
+            seconds,
+        } => rt.block_on(azure_sim_bench(
+            concurrency,
+            Duration::from_secs(seconds.clamp(1, 60)),
+        )),
     }
 }
 
@@ -110,6 +126,29 @@ async fn tokio_rustls_connect(
 }
 
 impl Conn {
+    async fn send_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> anyhow::Result<(u16, Bytes)> {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.host);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.sender.ready().await?;
+        let resp = self
+            .sender
+            .send_request(req.body(Full::new(Bytes::from(body)))?)
+            .await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.into_body().collect().await?.to_bytes()))
+    }
+
     async fn send(
         &mut self,
         method: &str,
@@ -409,5 +448,155 @@ async fn kube_sim_bench(
     );
     println!("(RSS before start: {rss_before:.1} MB)");
     handle.shutdown().await;
+    Ok(())
+}
+
+const BENCH_TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const BENCH_IDENTITY_CLIENT_ID: &str = "6f9ef2a4-1c3e-4b4f-9e34-6e2d1c1e0b01";
+const BENCH_APP_ID: &str = "8a3c1e2b-5d4f-4a7b-9c1d-2e3f4a5b6c7d";
+
+fn bench_world() -> String {
+    format!(
+        r#"tenants: [{{id: {BENCH_TENANT}}}]
+subscriptions: [{{id: 0b1f6471-1bf0-4dda-aec3-111122223333}}]
+resourceGroups: [{{name: rg-nodes}}, {{name: rg-ids}}]
+userAssignedIdentities:
+  - {{name: id-bench, resourceGroup: rg-ids, clientId: {BENCH_IDENTITY_CLIENT_ID}}}
+virtualMachineScaleSets:
+  - name: pool-vmss
+    resourceGroup: rg-nodes
+    identity: {{userAssignedIdentities: [id-bench]}}
+    instances: [{{}}]
+applications:
+  - {{displayName: bench-app, appId: {BENCH_APP_ID}, secrets: [{{value: bench-secret}}]}}
+"#
+    )
+}
+
+/// Run `concurrency` workers for `dur`, each sending `make()`-built requests; returns (requests/s, p50 ms, p99 ms).
+async fn load<F>(
+    addr: SocketAddr,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    concurrency: usize,
+    dur: Duration,
+    make: F,
+) -> anyhow::Result<(f64, f64, f64)>
+where
+    F: Fn() -> (&'static str, String, Vec<(&'static str, String)>, Vec<u8>) + Send + Sync + 'static,
+{
+    let make = std::sync::Arc::new(make);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let make = make.clone();
+        let tls = tls.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = connect(addr, "", tls).await?;
+            let mut lat = Vec::new();
+            while started.elapsed() < dur {
+                let (method, path, headers, body) = make();
+                let hs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let t = Instant::now();
+                let (code, _) = conn.send_with(method, &path, &hs, body).await?;
+                anyhow::ensure!(code == 200, "unexpected status {code}");
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            Ok::<Vec<f64>, anyhow::Error>(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(
+            tokio::time::timeout(dur + PHASE_LIMIT, t)
+                .await
+                .context("load phase timed out")???,
+        );
+    }
+    let secs = started.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    Ok((
+        all.len() as f64 / secs,
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+    ))
+}
+
+async fn azure_sim_bench(concurrency: usize, dur: Duration) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("podid-bench-azure-{}", std::process::id()));
+    let cwd = std::env::current_dir()?;
+    let config = azure_sim::Config::from_text(&bench_world(), &cwd)?;
+    let mut config = config;
+    config.apply(
+        azure_sim::config::SimSection {
+            dir: Some(dir.clone()),
+            ..Default::default()
+        },
+        &cwd,
+    )?;
+    let handle = azure_sim::start(config).await?;
+    let endpoints = handle.endpoints();
+    let imds = endpoints
+        .imds
+        .values()
+        .next()
+        .context("an IMDS endpoint")?
+        .clone();
+    let imds_addr: SocketAddr = imds
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()?;
+    let entra_addr: SocketAddr = endpoints
+        .entra
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .parse()?;
+    let tls = Some(kube_sim::tls::client_config(handle.ca_pem.as_bytes())?);
+    println!(
+        "azure-sim benchmark: {concurrency} keep-alive connections, {}s per figure, loopback",
+        dur.as_secs()
+    );
+
+    let (rps, p50, p99) = load(imds_addr, None, concurrency, dur, || {
+        (
+            "GET",
+            format!("/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net&client_id={BENCH_IDENTITY_CLIENT_ID}"),
+            vec![("metadata", "true".to_string())],
+            Vec::new(),
+        )
+    })
+    .await?;
+    report(
+        "IMDS token requests/s",
+        rps,
+        "1/s",
+        ">= 20000",
+        rps >= 20_000.0,
+    );
+    report("IMDS token request p50", p50, "ms", "-", true);
+    report("IMDS token request p99", p99, "ms", "< 2", p99 < 2.0);
+
+    let (rps, p50, p99) = load(entra_addr, tls, concurrency, dur, || {
+        let body = format!(
+            "grant_type=client_credentials&client_id={BENCH_APP_ID}&client_secret=bench-secret&scope=https%3A%2F%2Fvault.azure.net%2F.default"
+        );
+        (
+            "POST",
+            format!("/{BENCH_TENANT}/oauth2/v2.0/token"),
+            vec![("content-type", "application/x-www-form-urlencoded".to_string())],
+            body.into_bytes(),
+        )
+    })
+    .await?;
+    report(
+        "Entra client_credentials/s (HTTPS)",
+        rps,
+        "1/s",
+        ">= 5000",
+        rps >= 5_000.0,
+    );
+    report("Entra client_credentials p50", p50, "ms", "-", true);
+    report("Entra client_credentials p99", p99, "ms", "< 2", p99 < 2.0);
+    handle.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
     Ok(())
 }

@@ -49,7 +49,55 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum SimCommand {
     /// An in-memory Kubernetes API server that kubectl and client libraries accept.
-    Kube(KubeSimArgs),
+    Kube(Box<KubeSimArgs>),
+    /// An Azure identity simulator (IMDS, Entra ID, ARM, Key Vault) that the official SDKs accept.
+    Azure(Box<AzureSimArgs>),
+}
+
+#[derive(Args, Debug)]
+struct AzureSimArgs {
+    /// World file (YAML or JSON): tenants, VMs and scale sets, identities, apps, role assignments, vaults.
+    /// Default: the built-in example world (one AKS-like node pool, two identities, a vault).
+    #[arg(long)]
+    world: Option<PathBuf>,
+    /// Directory for the CA (`ca.crt`, trust it in clients), the signing key and `endpoints.json`.
+    #[arg(long, default_value = ".podid/azure-sim")]
+    dir: PathBuf,
+    /// Host address every listener binds to unless given one of its own.
+    #[arg(long)]
+    listen_host: Option<std::net::IpAddr>,
+    /// Entra ID (login) HTTPS listener.
+    #[arg(long)]
+    entra_listen: Option<SocketAddr>,
+    /// ARM (management) HTTPS listener.
+    #[arg(long)]
+    arm_listen: Option<SocketAddr>,
+    /// Shared Key Vault HTTPS listener.
+    #[arg(long)]
+    keyvault_listen: Option<SocketAddr>,
+    /// Control API (plain HTTP, keep it on loopback).
+    #[arg(long)]
+    control_listen: Option<SocketAddr>,
+    /// One HTTPS listener routing every family by SNI/Host.
+    #[arg(long)]
+    front_listen: Option<SocketAddr>,
+    /// IMDS listener of a node, `NODE=ADDR` (repeatable; default: a loopback port per node).
+    #[arg(long = "imds", value_parser = parse_node_addr)]
+    imds: Vec<(String, SocketAddr)>,
+    /// CA file trusted when fetching federated-credential issuers' OIDC documents (repeatable).
+    #[arg(long = "trust-ca")]
+    trust_ca: Vec<PathBuf>,
+    /// Extra DNS names or IPs for the serving certificates (repeatable).
+    #[arg(long = "extra-san")]
+    extra_san: Vec<String>,
+}
+
+fn parse_node_addr(s: &str) -> Result<(String, SocketAddr), String> {
+    let (node, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NODE=ADDR, got {s:?}"))?;
+    let addr = addr.parse().map_err(|e| format!("{addr:?}: {e}"))?;
+    Ok((node.to_string(), addr))
 }
 
 #[derive(Args, Debug)]
@@ -117,12 +165,20 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("start the async runtime")?;
-            rt.block_on(run_kube_sim(args))
+            rt.block_on(run_kube_sim(*args))
+        }
+        Command::Sim(SimCommand::Azure(args)) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("start the async runtime")?;
+            rt.block_on(run_azure_sim(*args))
         }
     }
 }
 
 async fn run_kube_sim(args: KubeSimArgs) -> anyhow::Result<()> {
+    let mut signals = StopSignals::install()?;
     let config = kube_sim::Config {
         listen: args.listen,
         tls: !args.insecure_http,
@@ -143,18 +199,80 @@ async fn run_kube_sim(args: KubeSimArgs) -> anyhow::Result<()> {
     println!("  export KUBECONFIG={}", kubeconfig.display());
     println!("  kubectl get namespaces");
     println!("Press Ctrl-C to stop.");
-    wait_for_stop_signal().await?;
+    signals.wait().await;
     println!("stopping");
     handle.shutdown().await;
     Ok(())
 }
 
-/// Ctrl-C (SIGINT) or SIGTERM: both stop the process cleanly.
-async fn wait_for_stop_signal() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("install SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("wait for Ctrl-C"),
-        _ = term.recv() => Ok(()),
+/// The world `podid sim azure` runs when no `--world` is given.
+const DEFAULT_WORLD: &str = include_str!("../../azure-sim/world.example.yaml");
+
+async fn run_azure_sim(args: AzureSimArgs) -> anyhow::Result<()> {
+    let mut signals = StopSignals::install()?;
+    let cwd = std::env::current_dir().context("current directory")?;
+    let mut config = match &args.world {
+        Some(path) => azure_sim::Config::from_world_file(path)?,
+        None => {
+            azure_sim::Config::from_text(DEFAULT_WORLD, &cwd).context("built-in example world")?
+        }
+    };
+    let section = azure_sim::config::SimSection {
+        dir: Some(args.dir.clone()),
+        listen_host: args.listen_host,
+        entra_listen: args.entra_listen,
+        arm_listen: args.arm_listen,
+        keyvault_listen: args.keyvault_listen,
+        control_listen: args.control_listen,
+        front_listen: args.front_listen,
+        imds: args.imds.into_iter().collect(),
+        trust_ca_files: args.trust_ca,
+        extra_sans: args.extra_san,
+        ..Default::default()
+    };
+    config.apply(section, &cwd)?;
+    let handle = azure_sim::start(config).await?;
+    let endpoints = handle.endpoints();
+    println!("azure-sim is serving:");
+    println!("  Entra ID   {}   (AZURE_AUTHORITY_HOST)", endpoints.entra);
+    println!("  ARM        {}", endpoints.arm);
+    println!("  Key Vault  {}", endpoints.keyvault);
+    println!("  control    {}", endpoints.control);
+    for (node, url) in &endpoints.imds {
+        println!("  IMDS       {url}   (node {node}; AZURE_POD_IDENTITY_AUTHORITY_HOST)");
+    }
+    if let Some(ca) = &endpoints.ca_file {
+        println!(
+            "Trust {ca}: REQUESTS_CA_BUNDLE (Python), SSL_CERT_FILE (Go), NODE_EXTRA_CA_CERTS (Node)."
+        );
+    }
+    println!("Press Ctrl-C to stop.");
+    signals.wait().await;
+    println!("stopping");
+    handle.shutdown().await;
+    Ok(())
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM handlers, registered when created: create them before anything announces that the
+/// process is ready, so a signal sent right after the announcement is never lost to the default action.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt()).context("install SIGINT handler")?,
+            terminate: signal(SignalKind::terminate()).context("install SIGTERM handler")?,
+        })
+    }
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }

@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p podid-bench
 echo "== kube-sim over HTTP"
-./target/release/podid-bench kube-sim "$@"
+./target/release/podid-bench kube-sim
 echo "== kube-sim over HTTPS"
-./target/release/podid-bench kube-sim --tls "$@"
+./target/release/podid-bench kube-sim --tls
+echo "== azure-sim"
+./target/release/podid-bench azure-sim

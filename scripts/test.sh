@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test of podid: formatting, lints, unit, property and integration tests, and the conformance tests
-# that drive real clients (kubectl, kube-rs) against the simulators. Installs missing clients when it can and
+# that drive real clients (kubectl, kube-rs, the official Azure SDKs for Python, Go and Node) against the simulators. Installs missing clients when it can and
 # says plainly what it had to skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # shellcheck source=scripts/ensure-tools.sh
 source scripts/ensure-tools.sh
+# shellcheck source=scripts/ensure-clients.sh
+source scripts/ensure-clients.sh
 skipped=()
 ensure_kubectl || skipped+=("kubectl conformance (kubectl not installed)")
+ensure_clients || skipped+=("some official-SDK client tests (see the [clients] lines above)")
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

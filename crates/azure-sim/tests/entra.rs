@@ -429,6 +429,16 @@ async fn certificate_assertions() {
     ))
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
+    // MSAL for Python pads the thumbprint (`x5t` of a 20-byte SHA-1 is 27 base64url characters plus `=`); Entra
+    // accepts both forms.
+    let r = post(sign_rsa(
+        &app_cert.key,
+        &json!({"alg": "RS256", "typ": "JWT", "x5t": format!("{}=", app_cert.x5t)}),
+        &good_claims,
+        false,
+    ))
+    .await;
+    assert_eq!(r.status, 200, "padded x5t: {}", r.text());
     let domain_aud = json!({"aud": format!("https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/token"), "iss": app, "sub": app, "exp": n + 600});
     let r = post(sign_rsa(
         &app_cert.key,

@@ -18,47 +18,6 @@ async fn kube() -> (kube_sim::Handle, tempfile::TempDir) {
     (h, dir)
 }
 
-async fn sa_token(k: &kube_sim::Handle, ns: &str, name: &str, audience: &str) -> String {
-    let ca = k.ca_pem.clone().unwrap_or_default();
-    let auth = format!("Bearer {}", k.admin_token);
-    let headers = [
-        ("authorization", auth.as_str()),
-        ("content-type", "application/json"),
-    ];
-    let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}});
-    let r = send(
-        &format!("{}/api/v1/namespaces/{ns}/serviceaccounts", k.url),
-        "POST",
-        &headers,
-        sa.to_string().into_bytes(),
-        &ca,
-    )
-    .await;
-    assert!(
-        r.status == 201 || r.status == 409,
-        "create SA: {} {}",
-        r.status,
-        r.text()
-    );
-    let tr = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"audiences": [audience], "expirationSeconds": 3600}});
-    let r = send(
-        &format!(
-            "{}/api/v1/namespaces/{ns}/serviceaccounts/{name}/token",
-            k.url
-        ),
-        "POST",
-        &headers,
-        tr.to_string().into_bytes(),
-        &ca,
-    )
-    .await;
-    assert_eq!(r.status, 201, "TokenRequest: {}", r.text());
-    r.json()["status"]["token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_sim_service_account_token_exchange() {
     let (k, _kdir) = kube().await;

@@ -157,47 +157,6 @@ struct Principal {
     mirid: Option<String>,
 }
 
-async fn sa_token(k: &kube_sim::Handle, name: &str, audience: &str) -> String {
-    let ca = k.ca_pem.clone().unwrap_or_default();
-    let auth = format!("Bearer {}", k.admin_token);
-    let headers = [
-        ("authorization", auth.as_str()),
-        ("content-type", "application/json"),
-    ];
-    let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": NS}});
-    let r = send(
-        &format!("{}/api/v1/namespaces/{NS}/serviceaccounts", k.url),
-        "POST",
-        &headers,
-        sa.to_string().into_bytes(),
-        &ca,
-    )
-    .await;
-    assert!(
-        r.status == 201 || r.status == 409,
-        "create SA: {} {}",
-        r.status,
-        r.text()
-    );
-    let tr = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"audiences": [audience], "expirationSeconds": 3600}});
-    let r = send(
-        &format!(
-            "{}/api/v1/namespaces/{NS}/serviceaccounts/{name}/token",
-            k.url
-        ),
-        "POST",
-        &headers,
-        tr.to_string().into_bytes(),
-        &ca,
-    )
-    .await;
-    assert_eq!(r.status, 201, "TokenRequest: {}", r.text());
-    r.json()["status"]["token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 /// A self-signed RSA certificate: (certificate PEM, certificate + PKCS#8 key PEM).
 fn app_certificate(name: &str) -> (String, String) {
     let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("rsa key");
@@ -225,15 +184,15 @@ impl Fixture {
             std::fs::write(files.path().join(name), text).expect("write file");
         };
         // The workload's token, another service account's, and the workload's for another audience.
-        let web = sa_token(&kube, SA, EXCHANGE_AUDIENCE).await;
+        let web = sa_token(&kube, NS, SA, EXCHANGE_AUDIENCE).await;
         write("web.token", &web);
         write(
             "intruder.token",
-            &sa_token(&kube, "intruder", EXCHANGE_AUDIENCE).await,
+            &sa_token(&kube, NS, "intruder", EXCHANGE_AUDIENCE).await,
         );
         write(
             "wrong-audience.token",
-            &sa_token(&kube, SA, "https://kubernetes.default.svc").await,
+            &sa_token(&kube, NS, SA, "https://kubernetes.default.svc").await,
         );
         let issuer = claims(&web)["iss"].as_str().unwrap_or_default().to_string();
         assert!(

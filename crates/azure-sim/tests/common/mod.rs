@@ -481,3 +481,45 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
 }
+
+/// Create service account `ns/name` in a kube-sim (if missing) and mint a token for `audience` (TokenRequest).
+pub async fn sa_token(k: &kube_sim::Handle, ns: &str, name: &str, audience: &str) -> String {
+    let ca = k.ca_pem.clone().unwrap_or_default();
+    let auth = format!("Bearer {}", k.admin_token);
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}});
+    let r = send(
+        &format!("{}/api/v1/namespaces/{ns}/serviceaccounts", k.url),
+        "POST",
+        &headers,
+        sa.to_string().into_bytes(),
+        &ca,
+    )
+    .await;
+    assert!(
+        r.status == 201 || r.status == 409,
+        "create SA: {} {}",
+        r.status,
+        r.text()
+    );
+    let tr = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"audiences": [audience], "expirationSeconds": 3600}});
+    let r = send(
+        &format!(
+            "{}/api/v1/namespaces/{ns}/serviceaccounts/{name}/token",
+            k.url
+        ),
+        "POST",
+        &headers,
+        tr.to_string().into_bytes(),
+        &ca,
+    )
+    .await;
+    assert_eq!(r.status, 201, "TokenRequest: {}", r.text());
+    r.json()["status"]["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}

@@ -39,7 +39,12 @@ pub enum GcEvent {
     /// A namespace was created.
     NamespaceCreated(String),
     /// A namespace is terminating: delete its content, then the namespace.
-    NamespaceDeleted(String),
+    NamespaceDeleted {
+        /// Its name.
+        name: String,
+        /// Its uid: cleanup stops if a namespace of the same name but another uid appears.
+        uid: String,
+    },
 }
 
 use crate::meta::meta_str;
@@ -60,9 +65,9 @@ pub async fn run(sim: Arc<Sim>, mut rx: mpsc::UnboundedReceiver<GcEvent>) {
             }
             GcEvent::PurgeResource(key) => purge(&sim, &key),
             GcEvent::NamespaceCreated(ns) => namespace_created(&sim, &ns),
-            GcEvent::NamespaceDeleted(ns) => {
+            GcEvent::NamespaceDeleted { name, uid } => {
                 let sim = sim.clone();
-                tokio::spawn(async move { namespace_cleanup(&sim, &ns).await });
+                tokio::spawn(async move { namespace_cleanup(&sim, &name, &uid).await });
             }
         }
     }
@@ -165,11 +170,8 @@ async fn foreground(sim: &Sim, uid: &str) {
         },
         || ApiError::not_found(&r.key.resource, &r.key.group, &r.name),
     );
-    if let Ok((obj, true)) = res {
-        let _ = sim.gc_tx.send(GcEvent::Deleted {
-            uid: meta_str(&obj, "uid").to_string(),
-            orphan: false,
-        });
+    if let (Ok((obj, true)), Some(rt)) = (res, sim.registry.read().by_key(&r.key)) {
+        crate::api::finish_write(sim, &rt, None, &obj, true);
     }
 }
 
@@ -180,7 +182,7 @@ fn purge(sim: &Sim, key: &ResKey) {
         let ns = meta_str(&item, "namespace").to_string();
         let name = meta_str(&item, "name").to_string();
         let nf = || ApiError::not_found(&key.resource, &key.group, &name);
-        let _ = sim.store.update(
+        let res = sim.store.update(
             key,
             &ns,
             &name,
@@ -192,6 +194,13 @@ fn purge(sim: &Sim, key: &ResKey) {
             },
             nf,
         );
+        // The type is already unregistered: only the garbage-collection side effect applies.
+        if let Ok((obj, true)) = res {
+            let _ = sim.gc_tx.send(GcEvent::Deleted {
+                uid: meta_str(&obj, "uid").to_string(),
+                orphan: false,
+            });
+        }
     }
 }
 
@@ -211,9 +220,22 @@ pub fn namespace_created(sim: &Sim, ns: &str) {
     }
 }
 
-async fn namespace_cleanup(sim: &Sim, ns: &str) {
+/// The namespace controller: delete everything in a terminating namespace, then drop its `kubernetes`
+/// finalizer (which removes it, unless metadata finalizers still hold it). Stops when the namespace it was
+/// started for is gone or replaced; leaves the namespace Terminating when content outlives the wait (a later
+/// delete request starts it again).
+async fn namespace_cleanup(sim: &Sim, ns: &str, uid: &str) {
+    let key = ResKey::new("", "namespaces");
+    let same_namespace = || {
+        sim.store
+            .get(&key, "", ns)
+            .is_some_and(|n| meta_str(&n, "uid") == uid)
+    };
     let deadline = tokio::time::Instant::now() + CLEANUP_WAIT;
     loop {
+        if !same_namespace() {
+            return;
+        }
         let types: Vec<_> = sim
             .registry
             .read()
@@ -236,40 +258,40 @@ async fn namespace_cleanup(sim: &Sim, ns: &str) {
                     continue;
                 }
                 let name = meta_str(&item, "name").to_string();
-                let _ = delete_object(
-                    sim,
-                    &rt,
-                    ns,
-                    &name,
-                    &DeleteOpts {
-                        propagation: Some("Background".into()),
-                        ..Default::default()
-                    },
-                );
+                let opts = DeleteOpts {
+                    propagation: Some("Background".into()),
+                    ..Default::default()
+                };
+                let _ = delete_object(sim, &rt, ns, &name, &opts);
             }
         }
-        if remaining == 0 || tokio::time::Instant::now() >= deadline {
+        if remaining == 0 {
             break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(%ns, remaining, "namespace content still present; the namespace stays Terminating");
+            return;
         }
         tokio::time::sleep(CLEANUP_POLL).await;
     }
-    let key = ResKey::new("", "namespaces");
-    let _ = sim.store.update(
+    let res = sim.store.update(
         &key,
         "",
         ns,
         &mut |cur| {
-            let mut v = (**cur).clone();
-            v["spec"]["finalizers"] = json!([]);
-            if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.remove("finalizers");
+            if meta_str(cur, "uid") != uid {
+                return Ok(None);
             }
+            let mut v = (**cur).clone();
+            if !v["spec"].is_object() {
+                v["spec"] = json!({});
+            }
+            v["spec"]["finalizers"] = json!([]);
             Ok(Some(v))
         },
         || ApiError::not_found("namespaces", "", ns),
     );
-    // The update above removed it (deletionTimestamp set, no finalizers left).
-    if let Some(rt) = sim.registry.read().get("", "v1", "namespaces") {
-        crate::api::after_write(sim, &rt, None, None);
+    if let (Ok((obj, true)), Some(rt)) = (res, sim.registry.read().get("", "v1", "namespaces")) {
+        crate::api::finish_write(sim, &rt, None, &obj, true);
     }
 }

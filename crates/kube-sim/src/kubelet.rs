@@ -183,6 +183,12 @@ fn node_cidr(sim: &Sim, node_name: &str) -> Option<(String, String)> {
             {
                 return Ok(None);
             }
+            if cur
+                .get("spec")
+                .is_some_and(|s| !s.is_object() && !s.is_null())
+            {
+                return Ok(None);
+            }
             let mut v = (**cur).clone();
             v["spec"]["podCIDR"] = json!(cidr);
             v["spec"]["podCIDRs"] = json!([cidr]);
@@ -311,6 +317,28 @@ fn sync_pod(sim: &Sim, dir: &Path, state: &mut State, pod: &Value) {
     }
 }
 
+/// Whether a volume-relative path is safe to join under a volume directory: relative, non-empty, without `..`
+/// components or NUL bytes (what the apiserver's projected-volume validation enforces). The kubelet writes files
+/// as the simulator's user, so this is the line between a pod spec and the host's file system.
+pub fn safe_relative_path(p: &str) -> bool {
+    !p.is_empty()
+        && !p.starts_with('/')
+        && !p.contains('\0')
+        && std::path::Path::new(p)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
+/// Join `rel` under `dir` only when it is safe (see [`safe_relative_path`]).
+fn join_safe(dir: &Path, rel: &str) -> Option<PathBuf> {
+    if safe_relative_path(rel) {
+        Some(dir.join(rel))
+    } else {
+        tracing::warn!(path = %rel, "kubelet refused a volume path outside its volume directory");
+        None
+    }
+}
+
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
@@ -347,6 +375,10 @@ fn write_volumes(sim: &Sim, dir: &Path, state: &mut State, pod: &Value, tokens_o
         let Some(sources) = vol.pointer("/projected/sources").and_then(Value::as_array) else {
             continue;
         };
+        if !safe_relative_path(vname) || vname.contains('/') {
+            tracing::warn!(volume = %vname, "kubelet refused a volume name that is not a single path segment");
+            continue;
+        }
         let vdir = projected_dir(dir, &uid, vname);
         for src in sources {
             if let Some(t) = src.get("serviceAccountToken") {
@@ -370,7 +402,10 @@ fn write_volumes(sim: &Sim, dir: &Path, state: &mut State, pod: &Value, tokens_o
                     .unwrap_or(3600);
                 match crate::reviews::mint_for_pod(sim, pod, audiences, exp) {
                     Ok((token, issued_exp)) => {
-                        if let Err(e) = write_atomic(&vdir.join(&path), token.as_bytes()) {
+                        let Some(file) = join_safe(&vdir, &path) else {
+                            continue;
+                        };
+                        if let Err(e) = write_atomic(&file, token.as_bytes()) {
                             tracing::warn!(%ns, pod = %meta_str(pod, "name"), error = %e, "kubelet could not write a token file");
                             continue;
                         }
@@ -411,7 +446,9 @@ fn write_volumes(sim: &Sim, dir: &Path, state: &mut State, pod: &Value, tokens_o
                         }
                         _ => continue,
                     };
-                    let _ = write_atomic(&vdir.join(path), value.as_bytes());
+                    if let Some(file) = join_safe(&vdir, path) {
+                        let _ = write_atomic(&file, value.as_bytes());
+                    }
                 }
             }
         }
@@ -445,15 +482,19 @@ fn write_keyed(sim: &Sim, vdir: &Path, ns: &str, resource: &str, src: &Value, ba
                 let (Some(k), Some(p)) = (it["key"].as_str(), it["path"].as_str()) else {
                     continue;
                 };
-                if let Some(bytes) = data.get(k).and_then(decode) {
-                    let _ = write_atomic(&vdir.join(p), &bytes);
+                if let Some(bytes) = data.get(k).and_then(decode)
+                    && let Some(file) = join_safe(vdir, p)
+                {
+                    let _ = write_atomic(&file, &bytes);
                 }
             }
         }
         None => {
             for (k, v) in &data {
-                if let Some(bytes) = decode(v) {
-                    let _ = write_atomic(&vdir.join(k), &bytes);
+                if let Some(bytes) = decode(v)
+                    && let Some(file) = join_safe(vdir, k)
+                {
+                    let _ = write_atomic(&file, &bytes);
                 }
             }
         }
@@ -481,6 +522,25 @@ fn refresh_tokens(sim: &Sim, dir: &Path, state: &mut State) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn volume_paths_stay_inside_the_volume() {
+        for ok in ["token", "a/b", "ca.crt", "..data-not-dotdot", "x/..y"] {
+            assert!(safe_relative_path(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../b",
+            "a/..",
+            ".",
+            "./a",
+            "a\0b",
+        ] {
+            assert!(!safe_relative_path(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn cidr_allocation() {

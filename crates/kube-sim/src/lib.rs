@@ -337,10 +337,19 @@ impl Sim {
             .get("impersonate-user")
             .and_then(|v| v.to_str().ok())
         else {
-            if headers.get("impersonate-group").is_some() {
-                return Err(ApiError::bad_request(
-                    "requested [Impersonate-Group] without impersonating a user",
-                ));
+            let others: Vec<&str> = headers
+                .keys()
+                .map(|k| k.as_str())
+                .filter(|k| {
+                    *k == "impersonate-group"
+                        || *k == "impersonate-uid"
+                        || k.starts_with("impersonate-extra-")
+                })
+                .collect();
+            if !others.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "requested {others:?} without impersonating a user"
+                )));
             }
             return Ok(user);
         };
@@ -350,17 +359,21 @@ impl Sim {
             .filter_map(|v| v.to_str().ok())
             .map(str::to_string)
             .collect();
-        let check = |resource: &str, name: &str, ns: Option<&str>| -> ApiResult<()> {
-            let attrs = api::Attrs::resource("impersonate", "", resource, None, ns, Some(name));
+        let check_in = |group: &str,
+                        resource: &str,
+                        sub: Option<&str>,
+                        name: &str,
+                        ns: Option<&str>|
+         -> ApiResult<()> {
+            let attrs = api::Attrs::resource("impersonate", group, resource, sub, ns, Some(name));
             if api::authorize(self, &user, &attrs).0 {
                 Ok(())
             } else {
-                Err(ApiError::forbidden(format!(
-                    "{resource} \"{name}\" is forbidden: User \"{}\" cannot impersonate resource \"{resource}\" in API group \"\" at the cluster scope",
-                    user.name
-                )))
+                Err(ApiError::forbidden(attrs.forbidden_message(&user.name)))
             }
         };
+        let check =
+            |resource: &str, name: &str, ns: Option<&str>| check_in("", resource, None, name, ns);
         let mut out_groups = groups.clone();
         if let Some(rest) = target.strip_prefix("system:serviceaccount:") {
             let (ns, name) = rest.split_once(':').unwrap_or(("", rest));
@@ -391,11 +404,20 @@ impl Sim {
                     .push(v.to_string());
             }
         }
+        // Extras and uid are authorised separately, as the apiserver does (group authentication.k8s.io).
+        for (key, values) in &extra {
+            for v in values {
+                check_in("authentication.k8s.io", "userextras", Some(key), v, None)?;
+            }
+        }
         let uid = headers
             .get("impersonate-uid")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
+        if !uid.is_empty() {
+            check_in("authentication.k8s.io", "uids", None, &uid, None)?;
+        }
         Ok(User {
             name: target.to_string(),
             uid,

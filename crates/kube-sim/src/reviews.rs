@@ -180,7 +180,11 @@ pub fn handle_review(
     body: Value,
 ) -> ApiResult<Value> {
     let av = rt.api_version();
-    let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let spec = body
+        .get("spec")
+        .filter(|s| s.is_object())
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     match rt.resource.as_str() {
         "tokenreviews" => {
             let token = spec.get("token").and_then(Value::as_str).unwrap_or("");
@@ -273,7 +277,11 @@ pub fn token_request(sim: &Sim, ns: &str, sa_name: &str, body: Value) -> ApiResu
         .store
         .get(&ResKey::new("", "serviceaccounts"), ns, sa_name)
         .ok_or_else(|| ApiError::not_found("serviceaccounts", "", sa_name))?;
-    let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let spec = body
+        .get("spec")
+        .filter(|s| s.is_object())
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     let mut input = TokenRequestInput::new(
         sim.signer.issuer(),
         ns,

@@ -424,9 +424,20 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>, peer: SocketAddr) -> Resp
         body,
     };
     let started = std::time::Instant::now();
-    let resp = match crate::api::dispatch(&sim, &ctx).await {
-        Ok(r) => r,
-        Err(e) => error_response(&e),
+    // A panic is a bug; it must still never cost the client more than a 500, nor the server its other requests.
+    let dispatched = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+        crate::api::dispatch(&sim, &ctx),
+    ))
+    .await;
+    let resp = match dispatched {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => error_response(&e),
+        Err(_) => {
+            tracing::error!(method = %ctx.method, path = %ctx.path, "request handler panicked");
+            error_response(&ApiError::internal(
+                "the server could not handle the request",
+            ))
+        }
     };
     tracing::debug!(method = %ctx.method, path = %ctx.path, code = resp.status().as_u16(), user = %ctx.user.name, %peer, elapsed_us = started.elapsed().as_micros() as u64, "request");
     resp

@@ -146,9 +146,15 @@ fn owner_uids(obj: &Value) -> Vec<String> {
 }
 
 fn has_finalizers(obj: &Value) -> bool {
-    obj.pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .is_some_and(|a| !a.is_empty())
+    let non_empty = |p: &str| {
+        obj.pointer(p)
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+    };
+    // Namespaces also wait for their spec.finalizers (the namespace controller's `kubernetes`).
+    let namespace = obj.get("kind").and_then(Value::as_str) == Some("Namespace")
+        && obj.get("apiVersion").and_then(Value::as_str) == Some("v1");
+    non_empty("/metadata/finalizers") || (namespace && non_empty("/spec/finalizers"))
 }
 
 fn is_pods(key: &ResKey) -> bool {

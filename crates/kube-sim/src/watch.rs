@@ -28,6 +28,18 @@ use crate::store::{Change, ChangeType};
 const DEFAULT_WATCH_SECONDS: u64 = 1800;
 /// Frames buffered towards a slow HTTP client before the watch task waits.
 const STREAM_BUFFER: usize = 1024;
+/// A client that reads nothing for this long while frames wait is dropped (the apiserver drops slow watchers too).
+const SLOW_CLIENT_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Send one frame unless the watch has ended: false when the client went away, stopped reading for
+/// [`SLOW_CLIENT_LIMIT`], or the watch's own deadline passed.
+async fn send(tx: &mpsc::Sender<Bytes>, line: Bytes, deadline: tokio::time::Instant) -> bool {
+    let limit = deadline.min(tokio::time::Instant::now() + SLOW_CLIENT_LIMIT);
+    matches!(
+        tokio::time::timeout_at(limit, tx.send(line)).await,
+        Ok(Ok(()))
+    )
+}
 
 fn event_line(kind: &str, object: &Value) -> Bytes {
     let mut out = Vec::with_capacity(256);
@@ -182,19 +194,20 @@ async fn run(
         mut receiver,
         rv: start_rv,
     } = start;
+    let end = tokio::time::Instant::now() + timeout;
     let mut last_rv = start_rv;
     for c in &backlog {
         if let Some(line) = w.event_for(c)
-            && tx.send(line).await.is_err()
+            && !send(&tx, line, end).await
         {
             return;
         }
         last_rv = last_rv.max(c.rv);
     }
-    if send_initial && w.bookmarks && tx.send(w.bookmark(start_rv, true)).await.is_err() {
+    if send_initial && w.bookmarks && !send(&tx, w.bookmark(start_rv, true), end).await {
         return;
     }
-    let deadline = tokio::time::sleep(timeout);
+    let deadline = tokio::time::sleep_until(end);
     tokio::pin!(deadline);
     let mut ticker = tokio::time::interval(w.sim.config.bookmark_interval);
     ticker.tick().await;
@@ -205,17 +218,17 @@ async fn run(
                 Ok(c) => {
                     last_rv = last_rv.max(c.rv);
                     if let Some(line) = w.event_for(&c)
-                        && tx.send(line).await.is_err()
+                        && !send(&tx, line, end).await
                     {
                         return;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
-                    let _ = tx.send(gone_line(format!("too old resource version: {last_rv} (watcher fell {n} events behind)"))).await;
+                    let _ = send(&tx, gone_line(format!("too old resource version: {last_rv} (watcher fell {n} events behind)")), end).await;
                     return;
                 }
                 Err(broadcast::error::RecvError::Closed) => {
-                    let _ = tx.send(gone_line(format!("too old resource version: {last_rv} ({})", w.sim.store.oldest_watchable()))).await;
+                    let _ = send(&tx, gone_line(format!("too old resource version: {last_rv} ({})", w.sim.store.oldest_watchable())), end).await;
                     return;
                 }
             },
@@ -226,7 +239,7 @@ async fn run(
                 if receiver.is_empty() {
                     last_rv = last_rv.max(current);
                 }
-                if tx.send(w.bookmark(last_rv, false)).await.is_err() {
+                if !send(&tx, w.bookmark(last_rv, false), end).await {
                     return;
                 }
             }

@@ -54,10 +54,19 @@ async fn bad_inputs_get_a_status_and_the_server_keeps_serving() {
         ("POST", "/api/v1/namespaces/default/pods".into(), "application/json", serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}})).expect("json"), 422, "Invalid"),
         ("POST", "/apis/authentication.k8s.io/v1/tokenreviews".into(), "application/json", serde_json::to_vec(&json!({"spec": {}})).expect("json"), 422, "Invalid"),
         ("GET", "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=notanumber".into(), "", Vec::new(), 400, "BadRequest"),
+        ("POST", "/api/v1/namespaces/default/secrets".into(), "application/json", serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": "x", "stringData": {"a": "b"}})).expect("json"), 422, "Invalid"),
+        ("POST", "/api/v1/namespaces".into(), "application/json", serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}, "spec": "x"})).expect("json"), 422, "Invalid"),
+        ("POST", "/api/v1/namespaces/default/pods".into(), "application/json", serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": ["x"]}})).expect("json"), 422, "Invalid"),
+        ("POST", "/api/v1/namespaces/default/pods".into(), "application/json", serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}],
+            "volumes": [{"name": "v", "projected": {"sources": [{"configMap": {"name": "cm", "items": [{"key": "k", "path": "../../../../tmp/escape"}]}}]}}]}})).expect("json"), 422, "Invalid"),
+        ("POST", "/api/v1/namespaces/default/serviceaccounts/default/token".into(), "application/json", serde_json::to_vec(&json!({"spec": "x"})).expect("json"), 201, ""),
     ];
     for (method, path, ct, body, code, reason) in cases {
         let (got, status) = common::raw(addr, &t, method, &path, ct, body).await;
         assert_eq!(got, code, "{method} {path} ({ct}): {status}");
+        if code < 300 {
+            continue;
+        }
         assert_eq!(
             status["kind"], "Status",
             "{method} {path}: not a Status: {status}"

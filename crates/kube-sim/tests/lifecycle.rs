@@ -5,8 +5,9 @@ mod common;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod};
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use common::eventually;
@@ -274,19 +275,6 @@ async fn garbage_collection_and_namespace_cascade() {
         .expect("delete ns");
     let terminating = deleted.left().and_then(|n| n.status).and_then(|s| s.phase);
     assert_eq!(terminating.as_deref(), Some("Terminating"));
-    let refused = in_ns
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "late"}})).expect("cm"),
-        )
-        .await;
-    assert!(
-        refused.is_err()
-            || eventually(Duration::from_secs(1), || async {
-                nss.get("doomed").await.is_err()
-            })
-            .await
-    );
     assert!(
         eventually(Duration::from_secs(10), || async {
             nss.get("doomed").await.is_err()
@@ -365,4 +353,150 @@ async fn persistence_and_seeding() {
         "custom resources served again"
     );
     h2.shutdown().await;
+}
+
+#[tokio::test]
+async fn deletion_edge_cases() {
+    let sim = common::start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(sim.client.clone(), "default");
+    let cm = |v: serde_json::Value| -> ConfigMap { serde_json::from_value(v).expect("cm") };
+
+    // Foreground delete of an object with finalizers but no dependents is not left holding foregroundDeletion.
+    cms.create(
+        &PostParams::default(),
+        &cm(json!({"metadata": {"name": "fg-lone", "finalizers": ["x/y"]}})),
+    )
+    .await
+    .expect("cm");
+    cms.delete("fg-lone", &DeleteParams::foreground())
+        .await
+        .expect("delete");
+    cms.patch(
+        "fg-lone",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("unpin");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            cms.get("fg-lone").await.is_err()
+        })
+        .await,
+        "not stuck"
+    );
+
+    // A ClusterRoleBinding removed by foreground deletion stops granting access at once.
+    let crbs: Api<ClusterRoleBinding> = Api::all(sim.client.clone());
+    let crb: ClusterRoleBinding = serde_json::from_value(json!({"metadata": {"name": "bob-admin"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"}]}))
+    .expect("crb");
+    let crb = crbs
+        .create(&PostParams::default(), &crb)
+        .await
+        .expect("crb");
+    let owner = json!([{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "name": "bob-admin", "uid": crb.uid()}]);
+    cms.create(
+        &PostParams::default(),
+        &cm(json!({"metadata": {"name": "crb-dep", "ownerReferences": owner}})),
+    )
+    .await
+    .expect("dep");
+    let as_bob = {
+        let kubeconfig = kube::config::Kubeconfig::read_from(
+            sim.handle.kubeconfig.as_ref().expect("kubeconfig"),
+        )
+        .expect("read");
+        let mut cfg = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("cfg");
+        cfg.auth_info.impersonate = Some("bob".into());
+        kube::Client::try_from(cfg).expect("client")
+    };
+    let bobs: Api<ConfigMap> = Api::namespaced(as_bob, "default");
+    assert!(
+        bobs.list(&ListParams::default()).await.is_ok(),
+        "bob is admin while bound"
+    );
+    crbs.delete("bob-admin", &DeleteParams::foreground())
+        .await
+        .expect("delete crb");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            crbs.get("bob-admin").await.is_err()
+        })
+        .await
+    );
+    assert!(
+        bobs.list(&ListParams::default()).await.is_err(),
+        "the removed binding no longer grants access"
+    );
+
+    // Content with a finalizer keeps its namespace Terminating, and closed to new content, until it goes.
+    let nss: Api<Namespace> = Api::all(sim.client.clone());
+    let ns = |name: &str| -> Namespace {
+        serde_json::from_value(json!({"metadata": {"name": name}})).expect("ns")
+    };
+    nss.create(&PostParams::default(), &ns("held"))
+        .await
+        .expect("ns");
+    let held: Api<ConfigMap> = Api::namespaced(sim.client.clone(), "held");
+    held.create(
+        &PostParams::default(),
+        &cm(json!({"metadata": {"name": "pinned", "finalizers": ["x/y"]}})),
+    )
+    .await
+    .expect("cm");
+    nss.delete("held", &DeleteParams::default())
+        .await
+        .expect("delete ns");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let phase = nss
+        .get("held")
+        .await
+        .expect("kept while content remains")
+        .status
+        .and_then(|s| s.phase);
+    assert_eq!(phase.as_deref(), Some("Terminating"));
+    let refused = held
+        .create(
+            &PostParams::default(),
+            &cm(json!({"metadata": {"name": "late"}})),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(kube::Error::Api(ref s)) if s.code == 403),
+        "{refused:?}"
+    );
+    held.patch(
+        "pinned",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("unpin");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            nss.get("held").await.is_err()
+        })
+        .await,
+        "removed after its content"
+    );
+    // A namespace re-created under the same name is left alone by the old cleanup.
+    nss.create(&PostParams::default(), &ns("held"))
+        .await
+        .expect("recreate");
+    held.create(
+        &PostParams::default(),
+        &cm(json!({"metadata": {"name": "fresh"}})),
+    )
+    .await
+    .expect("fresh");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(held.get("fresh").await.is_ok());
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(sim.client.clone(), "held");
+    assert!(sas.get("default").await.is_ok());
+    sim.handle.shutdown().await;
 }

@@ -21,6 +21,21 @@ pub fn on_create(sim: &Sim, rt: &ResourceType, obj: &mut Value) -> ApiResult<()>
     match rt.resource.as_str() {
         "namespaces" => {
             let name = crate::meta::str_at(obj, "/metadata/name").to_string();
+            if obj
+                .get("spec")
+                .is_some_and(|s| !s.is_object() && !s.is_null())
+            {
+                return Err(ApiError::invalid(
+                    "Namespace",
+                    "",
+                    &name,
+                    vec![Cause {
+                        reason: "FieldValueInvalid".into(),
+                        message: "spec: Invalid value: must be an object".into(),
+                        field: "spec".into(),
+                    }],
+                ));
+            }
             obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
             obj["spec"]["finalizers"] = json!(["kubernetes"]);
             obj["status"] = json!({"phase": "Active"});
@@ -28,6 +43,24 @@ pub fn on_create(sim: &Sim, rt: &ResourceType, obj: &mut Value) -> ApiResult<()>
         "secrets" => {
             if obj.get("type").is_none_or(Value::is_null) {
                 obj["type"] = json!("Opaque");
+            }
+            for field in ["data", "stringData"] {
+                if obj
+                    .get(field)
+                    .is_some_and(|d| !d.is_object() && !d.is_null())
+                {
+                    let name = crate::meta::meta_str(obj, "name").to_string();
+                    return Err(ApiError::invalid(
+                        "Secret",
+                        "",
+                        &name,
+                        vec![Cause {
+                            reason: "FieldValueInvalid".into(),
+                            message: format!("{field}: Invalid value: must be a map of strings"),
+                            field: field.into(),
+                        }],
+                    ));
+                }
             }
             if let Some(Value::Object(string_data)) =
                 obj.as_object_mut().and_then(|o| o.remove("stringData"))
@@ -147,6 +180,18 @@ fn pod_defaults(sim: &Sim, obj: &mut Value) -> ApiResult<()> {
     for list in ["containers", "initContainers"] {
         if let Some(cs) = obj["spec"].get_mut(list).and_then(Value::as_array_mut) {
             for (i, c) in cs.iter_mut().enumerate() {
+                if !c.is_object() {
+                    return Err(ApiError::invalid(
+                        "Pod",
+                        "",
+                        &name,
+                        vec![Cause {
+                            reason: "FieldValueInvalid".into(),
+                            message: format!("spec.{list}[{i}]: Invalid value: must be an object"),
+                            field: format!("spec.{list}[{i}]"),
+                        }],
+                    ));
+                }
                 if c.get("name")
                     .and_then(Value::as_str)
                     .is_none_or(str::is_empty)
@@ -184,8 +229,63 @@ fn pod_defaults(sim: &Sim, obj: &mut Value) -> ApiResult<()> {
         }
     }
     let _ = sim;
+    let causes = projected_path_causes(obj);
+    if !causes.is_empty() {
+        return Err(ApiError::invalid("Pod", "", &name, causes));
+    }
     obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
     Ok(())
+}
+
+/// Projected-volume paths must be relative and must not contain `..` (the apiserver's validation; the kubelet
+/// enforces it again before writing).
+fn projected_path_causes(pod: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let volumes = pod
+        .pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for (i, vol) in volumes.iter().enumerate() {
+        let Some(sources) = vol.pointer("/projected/sources").and_then(Value::as_array) else {
+            continue;
+        };
+        for (j, src) in sources.iter().enumerate() {
+            let mut paths: Vec<(String, &str)> = Vec::new();
+            if let Some(p) = src
+                .pointer("/serviceAccountToken/path")
+                .and_then(Value::as_str)
+            {
+                paths.push(("serviceAccountToken.path".into(), p));
+            }
+            for kind in ["configMap", "secret", "downwardAPI"] {
+                if let Some(items) = src
+                    .get(kind)
+                    .and_then(|k| k.get("items"))
+                    .and_then(Value::as_array)
+                {
+                    for (n, item) in items.iter().enumerate() {
+                        if let Some(p) = item.get("path").and_then(Value::as_str) {
+                            paths.push((format!("{kind}.items[{n}].path"), p));
+                        }
+                    }
+                }
+            }
+            for (field, p) in paths {
+                if !crate::kubelet::safe_relative_path(p) {
+                    let field = format!("spec.volumes[{i}].projected.sources[{j}].{field}");
+                    causes.push(Cause {
+                        reason: "FieldValueInvalid".into(),
+                        message: format!(
+                            "{field}: Invalid value: \"{p}\": must be a relative path without '..'"
+                        ),
+                        field,
+                    });
+                }
+            }
+        }
+    }
+    causes
 }
 
 /// What the ServiceAccount admission plugin does after mutating webhooks ran: the service account must exist,

@@ -127,7 +127,7 @@ fn every_dependency_licence_is_allowed() {
     let allowed = allow_list();
     assert!(allowed.contains(&"MIT".to_string()));
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["metadata", "--format-version", "1"])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .output()
         .expect("run cargo metadata");

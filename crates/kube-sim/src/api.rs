@@ -849,6 +849,34 @@ pub fn after_write(
     before: Option<&Value>,
     after: Option<&Arc<Value>>,
 ) {
+    // A new or changed object whose owner no longer exists is collected, as the garbage collector does for
+    // dependents that name a missing owner (the cascade skips it when another owner is alive).
+    if let Some(obj) = after {
+        let old_owners: Vec<&str> = before
+            .and_then(|b| b.pointer("/metadata/ownerReferences"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| r.get("uid").and_then(Value::as_str))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let owners = obj
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array);
+        for uid in owners
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.get("uid").and_then(Value::as_str))
+        {
+            if !old_owners.contains(&uid) && sim.store.get_by_uid(uid).is_none() {
+                let _ = sim.gc_tx.send(crate::gc::GcEvent::Deleted {
+                    uid: uid.to_string(),
+                    orphan: false,
+                });
+            }
+        }
+    }
     if rt.group == "rbac.authorization.k8s.io" {
         sim.rbac_generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);

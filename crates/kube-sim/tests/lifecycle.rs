@@ -433,6 +433,22 @@ async fn deletion_edge_cases() {
         "the removed binding no longer grants access"
     );
 
+    // A dependent created after its owner is gone is collected.
+    let gone_owner = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "never-there", "uid": "00000000-dead-beef-0000-000000000000"}]);
+    cms.create(
+        &PostParams::default(),
+        &cm(json!({"metadata": {"name": "late-dep", "ownerReferences": gone_owner}})),
+    )
+    .await
+    .expect("dep");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            cms.get("late-dep").await.is_err()
+        })
+        .await,
+        "late dependent collected"
+    );
+
     // Content with a finalizer keeps its namespace Terminating, and closed to new content, until it goes.
     let nss: Api<Namespace> = Api::all(sim.client.clone());
     let ns = |name: &str| -> Namespace {

@@ -69,10 +69,44 @@ pub fn scope_contains(scope: &str, id: &str) -> bool {
         return true;
     }
     let id = id.trim_end_matches('/');
-    if id.len() < scope.len() || !id[..scope.len()].eq_ignore_ascii_case(scope) {
+    // Byte-wise: a scope length may fall inside a multi-byte character of a caller-supplied ID.
+    let Some(prefix) = id.as_bytes().get(..scope.len()) else {
+        return false;
+    };
+    if !prefix.eq_ignore_ascii_case(scope.as_bytes()) {
         return false;
     }
     id.len() == scope.len() || id.as_bytes()[scope.len()] == b'/'
+}
+
+#[cfg(test)]
+mod scope_tests {
+    use super::scope_contains;
+    use proptest::prelude::*;
+
+    #[test]
+    fn multibyte_ids_do_not_panic() {
+        let scope = "/subscriptions/s/resourceGroups/rg";
+        assert!(!scope_contains(
+            scope,
+            "/subscriptions/s/resourceGroups/r\u{e9}xx"
+        ));
+        assert!(scope_contains(
+            scope,
+            "/SUBSCRIPTIONS/s/resourcegroups/RG/providers/x"
+        ));
+        assert!(!scope_contains(
+            scope,
+            "/subscriptions/s/resourceGroups/rg2"
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn scope_contains_never_panics(scope in ".{0,60}", id in ".{0,80}") {
+            let _ = scope_contains(&scope, &id);
+        }
+    }
 }
 
 /// The parts of a user-assigned identity ID: (subscription, resource group, name).

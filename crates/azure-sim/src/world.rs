@@ -1091,7 +1091,51 @@ impl World {
         for r in self.resources.iter_mut() {
             *r = r.trim().to_string();
         }
+        self.check_unique_principals()?;
         Ok(self)
+    }
+
+    /// Principals are found by their IDs: two that shared a client ID or an object ID would share each other's
+    /// tokens and role assignments, so a world that declares such a pair is refused.
+    fn check_unique_principals(&self) -> Result<(), WorldError> {
+        let mut client_ids: HashMap<String, String> = HashMap::new();
+        let mut object_ids: HashMap<String, String> = HashMap::new();
+        let claim =
+            |map: &mut HashMap<String, String>, id: &Option<String>, who: String, what: &str| {
+                let Some(id) = id else { return Ok(()) };
+                match map.insert(id.to_ascii_lowercase(), who.clone()) {
+                    Some(other) => err(format!("{who}: {what} '{id}' is already used by {other}")),
+                    None => Ok(()),
+                }
+            };
+        for (i, u) in self.user_assigned_identities.iter().enumerate() {
+            let who = format!("userAssignedIdentities[{i}] ({})", u.name);
+            claim(&mut client_ids, &u.client_id, who.clone(), "clientId")?;
+            claim(&mut object_ids, &u.principal_id, who, "principalId")?;
+        }
+        for (i, a) in self.applications.iter().enumerate() {
+            let who = format!("applications[{i}] ({})", a.display_name);
+            claim(&mut client_ids, &a.app_id, who.clone(), "appId")?;
+            claim(&mut object_ids, &a.object_id, who, "objectId")?;
+        }
+        for (i, v) in self.virtual_machines.iter().enumerate() {
+            claim(
+                &mut object_ids,
+                &v.identity.principal_id,
+                format!("virtualMachines[{i}] ({})", v.name),
+                "principalId",
+            )?;
+        }
+        for (i, v) in self.virtual_machine_scale_sets.iter().enumerate() {
+            let who = format!("virtualMachineScaleSets[{i}] ({})", v.name);
+            claim(
+                &mut object_ids,
+                &v.identity.principal_id,
+                who,
+                "principalId",
+            )?;
+        }
+        Ok(())
     }
 
     fn principal_by_name(&self, ctx: &str, n: &str) -> Result<String, WorldError> {
@@ -1638,6 +1682,20 @@ keyVaults:
         );
         assert!(audience_in("https://management.azure.com/", ARM_AUDIENCES));
         assert!(!audience_in("https://vault.azure.net", ARM_AUDIENCES));
+    }
+
+    #[test]
+    fn duplicate_principal_ids_are_refused() {
+        let w = World::from_text(
+            "tenants: [{id: 72f988bf-86f1-41af-91ab-2d7cd011db47}]\nsubscriptions: [{id: 0b1f6471-1bf0-4dda-aec3-111122223333}]\nresourceGroups: [{name: rg}]\nuserAssignedIdentities:\n  - {name: a, resourceGroup: rg, clientId: 11111111-1111-1111-1111-111111111111}\napplications:\n  - {displayName: app, appId: 11111111-1111-1111-1111-111111111111}\n",
+        );
+        let e = w
+            .and_then(World::normalize)
+            .expect_err("duplicate client id");
+        assert!(
+            e.0.contains("is already used by userAssignedIdentities[0] (a)"),
+            "{e}"
+        );
     }
 
     #[test]

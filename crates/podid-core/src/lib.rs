@@ -1,0 +1,6 @@
+//! podid's pure decisions (no IO, no clocks, no async).
+//!
+//! - [`assign`]: the pod-identity controller's planner: (pods, nodes, identities, bindings, assigned identities)
+//!   -> actions, kept in an incremental index so one event costs little.
+
+pub mod assign;

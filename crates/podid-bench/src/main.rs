@@ -2,6 +2,8 @@
 //!
 //! Every load loop here is bounded in count and time and talks only to servers this process starts on loopback.
 
+mod controller;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -47,6 +49,19 @@ enum What {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// The pod-identity controller: planner timings, then the real `podid controller` process (built next to
+    /// this binary) against kube-sim and azure-sim.
+    Controller {
+        /// Simulated scale-set PATCH duration for the batching figure, seconds.
+        #[arg(long, default_value_t = 40)]
+        patch_seconds: u64,
+        /// Pods for the large-cluster figures.
+        #[arg(long, default_value_t = 10_000)]
+        pods: usize,
+        /// Idle window for the ARM-call count, seconds.
+        #[arg(long, default_value_t = 12)]
+        idle_seconds: u64,
+    },
 }
 
 /// Hard limit on any single benchmark phase, so a regression cannot hang CI or a laptop.
@@ -73,6 +88,18 @@ fn main() -> anyhow::Result<()> {
             concurrency,
             Duration::from_secs(seconds.clamp(1, 60)),
         )),
+        What::Controller {
+            patch_seconds,
+            pods,
+            idle_seconds,
+        } => {
+            controller::planner();
+            rt.block_on(async {
+                controller::forty_pods(0).await?;
+                controller::forty_pods(patch_seconds.min(120) * 1000).await?;
+                controller::large(pods.min(20_000), idle_seconds.clamp(2, 60)).await
+            })
+        }
     }
 }
 
@@ -183,7 +210,12 @@ fn pod_json(i: usize, nodes: usize) -> Vec<u8> {
 }
 
 fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    rss_mb_of("self")
+}
+
+/// VmRSS of a process (`self` or a pid), MB.
+fn rss_mb_of(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()

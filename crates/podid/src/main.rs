@@ -33,6 +33,8 @@ struct Cli {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum LogFormat {
+    /// Human-readable lines (`text` is accepted, as upstream's `--log-format text`).
+    #[value(alias = "text")]
     Plain,
     Json,
 }
@@ -44,6 +46,8 @@ enum Command {
     Sim(SimCommand),
     /// Print the aadpodidentity.k8s.io/v1 CustomResourceDefinitions as YAML.
     Crds,
+    /// The pod-identity controller (drop-in for aad-pod-identity's MIC; also runs as `mic`).
+    Controller(Box<podid_controller::args::ControllerArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -153,12 +157,25 @@ fn main() -> anyhow::Result<()> {
     rustls::crypto::aws_lc_rs::default_provider()
         .install_default()
         .map_err(|_| anyhow::anyhow!("a TLS crypto provider was already installed"))?;
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(argv(std::env::args()));
     init_tracing(&cli.log_level, cli.log_format);
     match cli.command {
         Command::Crds => {
             print!("{}", podid_k8s::crds_yaml());
             Ok(())
+        }
+        Command::Controller(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("start the async runtime")?;
+            rt.block_on(async move {
+                let mut signals = StopSignals::install()?;
+                podid_controller::run(*args, |k| std::env::var(k).ok(), async move {
+                    signals.wait().await
+                })
+                .await
+            })
         }
         Command::Sim(SimCommand::Kube(args)) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -175,6 +192,25 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(run_azure_sim(*args))
         }
     }
+}
+
+/// The command line as clap should see it: invoked as `mic` (an upstream image's entrypoint name), the process
+/// is `podid controller`; the controller's Go-style single-dash flags (`-forceNamespaced`, `-v=2`) become `--`.
+fn argv(args: impl Iterator<Item = String>) -> Vec<String> {
+    let mut v: Vec<String> = args.collect();
+    let invoked = v
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if invoked == "mic" {
+        v.insert(1, "controller".to_string());
+    }
+    if v.get(1).is_some_and(|c| c == "controller") {
+        let rest = podid_controller::args::normalize_go_flags(v.split_off(2));
+        v.extend(rest);
+    }
+    v
 }
 
 async fn run_kube_sim(args: KubeSimArgs) -> anyhow::Result<()> {

@@ -1,0 +1,176 @@
+//! Trimming Kubernetes objects into the planner's inputs, and building the AzureAssignedIdentity objects the
+//! planner asks for. Pure functions (no IO).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::ResourceExt;
+use podid_core::assign::{
+    AaiKey, AssignedInfo, AssignedStatus, BindingInfo, IdentityInfo, NewAssigned, NodeInfo, ObjRef,
+    PREEXISTING_ANNOTATION, PodInfo, parse_provider_id,
+};
+use podid_k8s::{
+    ASSIGNED_IDENTITY_FINALIZER, AssignedIdentityState, AzureAssignedIdentity,
+    AzureAssignedIdentitySpec, AzureAssignedIdentityStatus, AzureIdentity, AzureIdentityBinding,
+    NODENAME_LABEL, POD_LABEL_KEY,
+};
+
+/// A pod's planner view.
+pub fn pod_info(p: &Pod) -> PodInfo {
+    let phase = p
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("");
+    PodInfo {
+        namespace: p.namespace().unwrap_or_default(),
+        name: p.name_any(),
+        node: p
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default(),
+        selector: p.labels().get(POD_LABEL_KEY).cloned().unwrap_or_default(),
+        finished: phase == "Succeeded" || phase == "Failed",
+    }
+}
+
+/// A node's planner view.
+pub fn node_info(n: &Node) -> NodeInfo {
+    NodeInfo {
+        name: n.name_any(),
+        target: n
+            .spec
+            .as_ref()
+            .and_then(|s| s.provider_id.as_deref())
+            .and_then(parse_provider_id),
+    }
+}
+
+/// An identity's planner view.
+pub fn identity_info(i: &AzureIdentity) -> IdentityInfo {
+    IdentityInfo {
+        namespace: i.namespace().unwrap_or_default(),
+        name: i.name_any(),
+        resource_version: i.resource_version().unwrap_or_default(),
+        id_type: i.spec.type_.as_i64(),
+        resource_id: i.spec.resource_id.clone(),
+        client_id: i.spec.client_id.clone(),
+        namespaced: podid_k8s::is_namespaced_identity(i),
+    }
+}
+
+/// A binding's planner view.
+pub fn binding_info(b: &AzureIdentityBinding) -> BindingInfo {
+    BindingInfo {
+        namespace: b.namespace().unwrap_or_default(),
+        name: b.name_any(),
+        resource_version: b.resource_version().unwrap_or_default(),
+        identity: b.spec.azure_identity.clone(),
+        selector: b.spec.selector.clone(),
+    }
+}
+
+/// The key of an AAI object.
+pub fn aai_key(a: &AzureAssignedIdentity) -> AaiKey {
+    AaiKey {
+        namespace: a.namespace().unwrap_or_default(),
+        name: a.name_any(),
+    }
+}
+
+/// The recorded preexisting flag (None when the annotation is absent).
+pub fn recorded_preexisting(a: &AzureAssignedIdentity) -> Option<bool> {
+    a.annotations()
+        .get(PREEXISTING_ANNOTATION)
+        .map(|v| v == "true")
+}
+
+/// An AAI's planner view.
+pub fn assigned_info(a: &AzureAssignedIdentity) -> AssignedInfo {
+    let id = a.spec.azure_identity_ref.as_ref();
+    let b = a.spec.azure_binding_ref.as_ref();
+    let objref = |ns: Option<String>, name: Option<String>, rv: Option<String>| ObjRef {
+        namespace: ns.unwrap_or_default(),
+        name: name.unwrap_or_default(),
+        resource_version: rv.unwrap_or_default(),
+    };
+    let status = a
+        .status
+        .as_ref()
+        .map(|s| s.status.clone())
+        .unwrap_or_default();
+    AssignedInfo {
+        key: aai_key(a),
+        identity: objref(
+            id.and_then(|i| i.metadata.namespace.clone()),
+            id.and_then(|i| i.metadata.name.clone()),
+            id.and_then(|i| i.metadata.resource_version.clone()),
+        ),
+        binding: objref(
+            b.and_then(|i| i.metadata.namespace.clone()),
+            b.and_then(|i| i.metadata.name.clone()),
+            b.and_then(|i| i.metadata.resource_version.clone()),
+        ),
+        id_type: id.map(|i| i.spec.type_.as_i64()).unwrap_or(0),
+        resource_id: id.map(|i| i.spec.resource_id.clone()).unwrap_or_default(),
+        client_id: id.map(|i| i.spec.client_id.clone()).unwrap_or_default(),
+        pod: a.spec.pod.clone(),
+        pod_namespace: a.spec.pod_namespace.clone(),
+        node: a.spec.node_name.clone(),
+        status: match status {
+            AssignedIdentityState::Legacy => AssignedStatus::Legacy,
+            AssignedIdentityState::Created => AssignedStatus::Created,
+            AssignedIdentityState::Assigned => AssignedStatus::Assigned,
+            AssignedIdentityState::Unassigned => AssignedStatus::Unassigned,
+            AssignedIdentityState::Other(s) => AssignedStatus::Other(s),
+        },
+        preexisting: recorded_preexisting(a).unwrap_or(false),
+        deleting: a.metadata.deletion_timestamp.is_some(),
+    }
+}
+
+/// Strip what an embedded copy should not carry (managed fields are noise; upstream embeds the object as read).
+fn embedded<K: kube::Resource + Clone>(o: &K) -> K {
+    let mut c = o.clone();
+    c.meta_mut().managed_fields = None;
+    c
+}
+
+/// The AzureAssignedIdentity the planner asked for, with status `Created`, the finalizer, the `nodename` label and
+/// the preexisting annotation when known.
+pub fn build_assigned(
+    n: &NewAssigned,
+    identity: &AzureIdentity,
+    binding: &AzureIdentityBinding,
+    preexisting: Option<bool>,
+) -> AzureAssignedIdentity {
+    let mut a = AzureAssignedIdentity::new(
+        &n.key.name,
+        AzureAssignedIdentitySpec {
+            azure_identity_ref: Some(embedded(identity)),
+            azure_binding_ref: Some(embedded(binding)),
+            pod: n.pod.clone(),
+            pod_namespace: n.pod_namespace.clone(),
+            node_name: n.node.clone(),
+            ..Default::default()
+        },
+    );
+    a.metadata.namespace = Some(n.key.namespace.clone());
+    a.metadata.labels = Some(BTreeMap::from([(
+        NODENAME_LABEL.to_string(),
+        n.node.clone(),
+    )]));
+    a.metadata.finalizers = Some(vec![ASSIGNED_IDENTITY_FINALIZER.to_string()]);
+    if let Some(p) = preexisting {
+        a.metadata.annotations = Some(BTreeMap::from([(
+            PREEXISTING_ANNOTATION.to_string(),
+            p.to_string(),
+        )]));
+    }
+    a.status = Some(AzureAssignedIdentityStatus {
+        available_replicas: 1,
+        status: AssignedIdentityState::Created,
+    });
+    a
+}

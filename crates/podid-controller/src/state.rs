@@ -1,0 +1,300 @@
+//! Shared controller state: the planner's index, the full identity and binding objects (AAIs embed copies), and
+//! the watch pumps that feed them. One watch per kind; objects are trimmed before they are kept (pods become
+//! [`podid_core::assign::PodInfo`], a few strings each), so memory follows the number of labelled pods, not their
+//! size. A malformed object never stalls a watch: kube's watcher skips what it cannot decode and relists.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, ResourceExt};
+use parking_lot::{Mutex, RwLock};
+use podid_core::assign::{AaiKey, Cluster};
+use podid_k8s::{AzureAssignedIdentity, AzureIdentity, AzureIdentityBinding, POD_LABEL_KEY};
+use tokio::sync::Notify;
+
+use crate::convert;
+use crate::metrics::Metrics;
+
+/// Which watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Pods with the `aadpodidbinding` label.
+    Pods = 0,
+    /// All nodes.
+    Nodes = 1,
+    /// AzureIdentities.
+    Identities = 2,
+    /// AzureIdentityBindings.
+    Bindings = 3,
+    /// AzureAssignedIdentities.
+    Assigned = 4,
+}
+
+type NsName = (String, String);
+
+/// Everything the watch pumps and the executor share.
+pub struct Shared {
+    /// The planner's index.
+    pub cluster: Mutex<Cluster>,
+    /// Full identities (embedded into AAIs).
+    pub identities: RwLock<HashMap<NsName, AzureIdentity>>,
+    /// Full bindings (embedded into AAIs; events refer to them).
+    pub bindings: RwLock<HashMap<NsName, AzureIdentityBinding>>,
+    /// Preexisting flags recorded on AAIs (absent = not recorded yet).
+    pub recorded: Mutex<HashMap<AaiKey, bool>>,
+    /// Woken on every change.
+    pub wake: Notify,
+    synced: [AtomicBool; 5],
+    /// True while this process leads and its loop runs (`/healthz` says `Active`).
+    pub active: AtomicBool,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            cluster: Mutex::new(Cluster::new()),
+            identities: RwLock::default(),
+            bindings: RwLock::default(),
+            recorded: Mutex::default(),
+            wake: Notify::new(),
+            synced: Default::default(),
+            active: AtomicBool::new(false),
+            metrics: Metrics::default(),
+        }
+    }
+}
+
+fn key<K: ResourceExt>(o: &K) -> NsName {
+    (o.namespace().unwrap_or_default(), o.name_any())
+}
+
+impl Shared {
+    /// Every watch delivered its first complete list.
+    pub fn synced(&self) -> bool {
+        self.synced.iter().all(|s| s.load(Ordering::Acquire))
+    }
+
+    fn set_synced(&self, k: Kind) {
+        self.synced[k as usize].store(true, Ordering::Release);
+    }
+
+    /// Record an AAI we read or wrote (index + preexisting annotation).
+    pub fn apply_assigned(&self, a: &AzureAssignedIdentity) {
+        self.apply_assigned_info(convert::assigned_info(a), convert::recorded_preexisting(a));
+    }
+
+    fn apply_assigned_info(&self, info: podid_core::assign::AssignedInfo, pre: Option<bool>) {
+        match pre {
+            Some(p) => {
+                self.recorded.lock().insert(info.key.clone(), p);
+            }
+            None => {
+                self.recorded.lock().remove(&info.key);
+            }
+        }
+        self.cluster.lock().apply_assigned(info);
+    }
+
+    /// The cached binding an AAI was made from (events refer to it).
+    pub fn binding_of(
+        &self,
+        info: &podid_core::assign::AssignedInfo,
+    ) -> Option<AzureIdentityBinding> {
+        self.bindings
+            .read()
+            .get(&(info.binding.namespace.clone(), info.binding.name.clone()))
+            .cloned()
+    }
+
+    /// Forget an AAI.
+    pub fn delete_assigned(&self, k: &AaiKey) {
+        self.recorded.lock().remove(k);
+        self.cluster.lock().delete_assigned(k);
+    }
+}
+
+/// Start the five watches. They run until the returned handles are aborted.
+pub fn spawn_watches(
+    client: kube::Client,
+    shared: Arc<Shared>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let s = shared.clone();
+    let api: Api<Pod> = Api::all(client.clone());
+    let wc = watcher::Config::default().labels(POD_LABEL_KEY);
+    tasks.push(tokio::spawn(pump(
+        api,
+        wc,
+        shared.clone(),
+        Kind::Pods,
+        |p: Pod| convert::pod_info(&p),
+        move |ev| {
+            let mut c = s.cluster.lock();
+            match ev {
+                Ev::Apply(p) => c.apply_pod(p),
+                Ev::Delete(p) => c.delete_pod(&p.namespace, &p.name),
+                Ev::Reset(ps) => c.reset_pods(ps),
+            }
+        },
+    )));
+    let s = shared.clone();
+    let api: Api<Node> = Api::all(client.clone());
+    tasks.push(tokio::spawn(pump(
+        api,
+        watcher::Config::default(),
+        shared.clone(),
+        Kind::Nodes,
+        |n: Node| convert::node_info(&n),
+        move |ev| {
+            let mut c = s.cluster.lock();
+            match ev {
+                Ev::Apply(n) => c.apply_node(n),
+                Ev::Delete(n) => c.delete_node(&n.name),
+                Ev::Reset(ns) => c.reset_nodes(ns),
+            }
+        },
+    )));
+    let s = shared.clone();
+    let api: Api<AzureIdentity> = Api::all(client.clone());
+    tasks.push(tokio::spawn(pump(
+        api,
+        watcher::Config::default(),
+        shared.clone(),
+        Kind::Identities,
+        trim_meta,
+        move |ev| match ev {
+            Ev::Apply(i) => {
+                let info = convert::identity_info(&i);
+                s.identities.write().insert(key(&i), i);
+                s.cluster.lock().apply_identity(info);
+            }
+            Ev::Delete(i) => {
+                let (ns, name) = key(&i);
+                s.identities.write().remove(&(ns.clone(), name.clone()));
+                s.cluster.lock().delete_identity(&ns, &name);
+            }
+            Ev::Reset(is) => {
+                let infos = is.iter().map(convert::identity_info).collect();
+                *s.identities.write() = is.into_iter().map(|i| (key(&i), i)).collect();
+                s.cluster.lock().reset_identities(infos);
+            }
+        },
+    )));
+    let s = shared.clone();
+    let api: Api<AzureIdentityBinding> = Api::all(client.clone());
+    tasks.push(tokio::spawn(pump(
+        api,
+        watcher::Config::default(),
+        shared.clone(),
+        Kind::Bindings,
+        trim_meta,
+        move |ev| match ev {
+            Ev::Apply(b) => {
+                let info = convert::binding_info(&b);
+                s.bindings.write().insert(key(&b), b);
+                s.cluster.lock().apply_binding(info);
+            }
+            Ev::Delete(b) => {
+                let (ns, name) = key(&b);
+                s.bindings.write().remove(&(ns.clone(), name.clone()));
+                s.cluster.lock().delete_binding(&ns, &name);
+            }
+            Ev::Reset(bs) => {
+                let infos = bs.iter().map(convert::binding_info).collect();
+                *s.bindings.write() = bs.into_iter().map(|b| (key(&b), b)).collect();
+                s.cluster.lock().reset_bindings(infos);
+            }
+        },
+    )));
+    let s = shared.clone();
+    let api: Api<AzureAssignedIdentity> = Api::all(client);
+    let trim = |a: AzureAssignedIdentity| {
+        (
+            convert::assigned_info(&a),
+            convert::recorded_preexisting(&a),
+        )
+    };
+    tasks.push(tokio::spawn(pump(
+        api,
+        watcher::Config::default(),
+        shared,
+        Kind::Assigned,
+        trim,
+        move |ev| match ev {
+            Ev::Apply((info, pre)) => s.apply_assigned_info(info, pre),
+            Ev::Delete((info, _)) => s.delete_assigned(&info.key),
+            Ev::Reset(all) => {
+                *s.recorded.lock() = all
+                    .iter()
+                    .filter_map(|(i, p)| p.map(|p| (i.key.clone(), p)))
+                    .collect();
+                s.cluster
+                    .lock()
+                    .reset_assigned(all.into_iter().map(|(i, _)| i).collect());
+            }
+        },
+    )));
+    tasks
+}
+
+/// Drop managed fields before caching an object (they are large and never read).
+fn trim_meta<K: kube::Resource>(mut o: K) -> K {
+    o.meta_mut().managed_fields = None;
+    o
+}
+
+/// A watch event as the pumps hand it to their handler.
+pub enum Ev<K> {
+    /// Added or modified.
+    Apply(K),
+    /// Deleted.
+    Delete(K),
+    /// A complete relist.
+    Reset(Vec<K>),
+}
+
+async fn pump<K, T, G, F>(
+    api: Api<K>,
+    wc: watcher::Config,
+    shared: Arc<Shared>,
+    kind: Kind,
+    trim: G,
+    mut handle: F,
+) where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    K::DynamicType: Default,
+    G: Fn(K) -> T + Send,
+    T: Send,
+    F: FnMut(Ev<T>) + Send,
+{
+    let stream = watcher::watcher(api, wc).default_backoff();
+    futures::pin_mut!(stream);
+    let mut buf: Vec<T> = Vec::new();
+    while let Some(ev) = stream.next().await {
+        match ev {
+            Ok(Event::Init) => buf.clear(),
+            Ok(Event::InitApply(o)) => buf.push(trim(o)),
+            Ok(Event::InitDone) => {
+                handle(Ev::Reset(std::mem::take(&mut buf)));
+                shared.set_synced(kind);
+                shared.wake.notify_one();
+            }
+            Ok(Event::Apply(o)) => {
+                handle(Ev::Apply(trim(o)));
+                shared.wake.notify_one();
+            }
+            Ok(Event::Delete(o)) => {
+                handle(Ev::Delete(trim(o)));
+                shared.wake.notify_one();
+            }
+            Err(e) => tracing::warn!(watch = ?kind, error = %e, "watch error; retrying"),
+        }
+    }
+}

@@ -25,7 +25,12 @@ pub const STATUS_UPDATE_ERROR: &str = "status update error";
 pub struct Recorder {
     client: kube::Client,
     host: String,
+    /// Bounds events in flight; beyond it events are dropped (they are best-effort and must never pile up).
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// Events written concurrently at most; more are dropped with a debug log.
+const MAX_EVENTS_IN_FLIGHT: usize = 16;
 
 /// Reference to an object for an event.
 pub fn reference<K: Resource<DynamicType = ()>>(o: &K) -> ObjectReference {
@@ -43,7 +48,11 @@ pub fn reference<K: Resource<DynamicType = ()>>(o: &K) -> ObjectReference {
 impl Recorder {
     /// A recorder; `host` is written as the event source host.
     pub fn new(client: kube::Client, host: String) -> Recorder {
-        Recorder { client, host }
+        Recorder {
+            client,
+            host,
+            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_EVENTS_IN_FLIGHT)),
+        }
     }
 
     /// Emit an event in the background.
@@ -75,8 +84,13 @@ impl Recorder {
             reporting_instance: Some(self.host.clone()),
             ..Default::default()
         };
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+            tracing::debug!(%reason, "event dropped: too many in flight");
+            return;
+        };
         let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
         tokio::spawn(async move {
+            let _permit = permit;
             if let Err(e) = api.create(&PostParams::default(), &ev).await {
                 tracing::debug!(error = %e, "could not record an event");
             }

@@ -62,8 +62,15 @@ pub struct Outcome {
     pub retry_pods: Vec<(String, String)>,
     /// AAIs that settled; their backoff resets.
     pub settled: Vec<AaiKey>,
+    /// Pods whose AAI writes succeeded; their backoff resets.
+    pub settled_pods: Vec<(String, String)>,
     /// ARM throttled this target until then.
     pub throttled: Option<Duration>,
+    /// The target worked on.
+    pub target: Option<Target>,
+    /// Removals that did not happen and that no retried AAI carries (left-over from an update): the loop keeps
+    /// them and tries again once the index confirms nothing needs them.
+    pub unremoved: Vec<String>,
 }
 
 /// Shared executor context.
@@ -118,8 +125,23 @@ impl Exec {
     /// Run one target's work to the end.
     pub async fn run(&self, work: Work) -> Outcome {
         let started = Instant::now();
-        let mut out = Outcome::default();
+        let mut out = Outcome {
+            target: work.plan.target.clone(),
+            ..Outcome::default()
+        };
         let plan = &work.plan;
+        // Removals no AAI release carries (an AAI moved to another identity or target).
+        let loose_removes: Vec<String> = plan
+            .remove
+            .iter()
+            .filter(|id| {
+                !plan
+                    .release
+                    .iter()
+                    .any(|r| r.removes && r.resource_id.eq_ignore_ascii_case(id))
+            })
+            .cloned()
+            .collect();
         let needs_arm = plan.target.is_some() && (!plan.add.is_empty() || !plan.remove.is_empty());
         // 1. What is on the target now.
         let mut current = None;
@@ -153,11 +175,28 @@ impl Exec {
             }
         }
         for n in work.creates.iter().chain(&work.updates) {
+            let pod = (n.pod_namespace.clone(), n.pod.clone());
             if failed_writes.contains(&n.key) {
-                out.retry_pods
-                    .push((n.pod_namespace.clone(), n.pod.clone()));
+                out.retry_pods.push(pod);
+            } else {
+                out.settled_pods.push(pod);
             }
         }
+        // Never add an identity whose only requesters have no AAI recording it.
+        let add: Vec<String> = plan
+            .add
+            .iter()
+            .filter(|id| {
+                let req = |failed: bool| {
+                    plan.assign.iter().any(|a| {
+                        a.resource_id.eq_ignore_ascii_case(id)
+                            && failed_writes.contains(&a.key) == failed
+                    })
+                };
+                req(false) || !req(true)
+            })
+            .cloned()
+            .collect();
         // Existing AAIs being assigned that lack the annotation get it now (before ARM), so a crash cannot make
         // an identity we add look out-of-band to the next leader.
         for (k, p) in &pre {
@@ -181,6 +220,7 @@ impl Exec {
                 .extend(plan.assign.iter().map(|a| a.key.clone()));
             out.retry_aai
                 .extend(plan.release.iter().map(|r| r.key.clone()));
+            out.unremoved = loose_removes;
             return out;
         }
         let assigns: Vec<&Assign> = plan
@@ -190,7 +230,9 @@ impl Exec {
             .collect();
         // 3. One ARM change.
         let arm_result = match (&plan.target, &current) {
-            (Some(t), Some(cur)) if needs_arm => self.change_identities(t, cur, plan).await,
+            (Some(t), Some(cur)) if needs_arm => {
+                self.change_identities(t, cur, &add, &plan.remove).await
+            }
             _ => Ok(()),
         };
         // 4. Settle.
@@ -224,8 +266,14 @@ impl Exec {
                     out.retry_aai.extend(assigns.iter().map(|a| a.key.clone()));
                     out.retry_aai
                         .extend(plan.release.iter().map(|r| r.key.clone()));
+                    out.unremoved = loose_removes;
                     return out;
                 };
+                out.unremoved = loose_removes
+                    .iter()
+                    .filter(|id| after.has(id))
+                    .cloned()
+                    .collect();
                 for a in assigns {
                     if a.resource_id.is_empty() || after.has(&a.resource_id) {
                         if self.mark_assigned(a, t).await {
@@ -260,24 +308,31 @@ impl Exec {
     async fn change_identities(
         &self,
         t: &Target,
-        cur: &CloudIdentity,
-        plan: &TargetPlan,
+        first: &CloudIdentity,
+        add: &[String],
+        remove: &[String],
     ) -> Result<(), CloudError> {
-        if cur.provisioning_state.eq_ignore_ascii_case("Deleting") {
-            return Err(CloudError {
-                code: "Deleting".into(),
-                message: format!(
-                    "failed to update identities for {} in {}, vm is in 'Deleting' provisioning state",
-                    t.name, t.resource_group
-                ),
-                retry_after: None,
-            });
-        }
-        let mut add: Vec<String> = plan.add.clone();
+        let mut add: Vec<String> = add.to_vec();
         let mut attempt = 0;
         let mut first_err = None;
+        let mut cur = first.clone();
         loop {
-            let delta = identity_delta(&cur.type_, &cur.user_assigned, &add, &plan.remove);
+            // Removals are decided on a fresh read: a body without userAssignedIdentities (the last one removed)
+            // replaces the whole set, so it must not rest on a read taken before the AAI writes or a retry pause.
+            if !remove.is_empty() {
+                cur = self.cloud.get(t).await?;
+            }
+            if cur.provisioning_state.eq_ignore_ascii_case("Deleting") {
+                return Err(CloudError {
+                    code: "Deleting".into(),
+                    message: format!(
+                        "failed to update identities for {} in {}, vm is in 'Deleting' provisioning state",
+                        t.name, t.resource_group
+                    ),
+                    retry_after: None,
+                });
+            }
+            let delta = identity_delta(&cur.type_, &cur.user_assigned, &add, remove);
             let mut err = None;
             for body in &delta.bodies {
                 if let Err(e) = self.cloud.patch(t, body).await {
@@ -301,7 +356,7 @@ impl Exec {
             let bad: Vec<String> = failed_identity_ids(&e.message);
             let before = add.len();
             add.retain(|a| !bad.iter().any(|b| b.eq_ignore_ascii_case(a)));
-            if add.len() == before || (add.is_empty() && plan.remove.is_empty()) {
+            if add.len() == before || (add.is_empty() && remove.is_empty()) {
                 return Err(first_err.unwrap_or(e));
             }
             tracing::info!(target = %t.name, erroneous = bad.len(), "retrying the identity change without erroneous identities");
@@ -514,8 +569,9 @@ impl Exec {
                 return false;
             }
         };
-        // Still there (finalizers): take ours off; retry once on a conflict.
+        // Still there (finalizers): take ours off; retry on a conflict. Gone only when that worked.
         let mut obj = deleted;
+        let mut done = obj.is_none();
         for _ in 0..3 {
             let Some(mut o) = obj.take() else { break };
             let before = o.metadata.finalizers.as_ref().map_or(0, |f| f.len());
@@ -523,18 +579,36 @@ impl Exec {
                 f.retain(|x| x != ASSIGNED_IDENTITY_FINALIZER);
             }
             if o.metadata.finalizers.as_ref().map_or(0, |f| f.len()) == before {
+                done = true;
                 break;
             }
             match api.replace(&k.name, &PostParams::default(), &o).await {
-                Ok(_) => break,
-                Err(e) if is_status(&e, 404) => break,
-                Err(e) if is_status(&e, 409) => obj = api.get(&k.name).await.ok(),
+                Ok(_) => {
+                    done = true;
+                    break;
+                }
+                Err(e) if is_status(&e, 404) => {
+                    done = true;
+                    break;
+                }
+                Err(e) if is_status(&e, 409) => match api.get_opt(&k.name).await {
+                    Ok(Some(fresh)) => obj = Some(fresh),
+                    Ok(None) => {
+                        done = true;
+                        break;
+                    }
+                    Err(_) => break,
+                },
                 Err(e) => {
                     self.shared.metrics.kube_error("assigned_identity_deletion");
                     tracing::warn!(aai = %k.name, error = %e, "failed to remove the finalizer");
                     return false;
                 }
             }
+        }
+        if !done {
+            tracing::warn!(aai = %k.name, "could not remove the finalizer; retried");
+            return false;
         }
         let m = &self.shared.metrics;
         m.deletion_count.inc();

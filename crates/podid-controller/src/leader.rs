@@ -23,6 +23,9 @@ use kube::api::PostParams;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+/// Longest lease duration believed from a record (one day).
+const MAX_LEASE_SECS: i64 = 86_400;
+
 /// The annotation client-go's Endpoints and ConfigMap locks store the record in.
 pub const LEADER_ANNOTATION: &str = "control-plane.alpha.kubernetes.io/leader";
 
@@ -268,9 +271,13 @@ impl Elector {
         };
         if let Some(old) = &cur.record {
             let ours = old.holder_identity == self.cfg.identity;
+            // A record from another writer is input: clamp its duration (a huge value must not overflow).
+            let lease_secs = old.lease_duration_seconds.clamp(0, MAX_LEASE_SECS) as u64;
             let expired = old.holder_identity.is_empty()
-                || self.observed_at + Duration::from_secs(old.lease_duration_seconds.max(0) as u64)
-                    <= Instant::now();
+                || self
+                    .observed_at
+                    .checked_add(Duration::from_secs(lease_secs))
+                    .is_none_or(|t| t <= Instant::now());
             if !ours && !expired {
                 self.held = None;
                 return Ok(false);
@@ -279,7 +286,7 @@ impl Elector {
                 rec.acquire_time = old.acquire_time.clone();
                 rec.leader_transitions = old.leader_transitions;
             } else {
-                rec.leader_transitions = old.leader_transitions + 1;
+                rec.leader_transitions = old.leader_transitions.saturating_add(1);
             }
         }
         self.write(&cur, &rec).await?;
@@ -309,15 +316,17 @@ impl Elector {
         let mut last_ok = Instant::now();
         loop {
             tokio::time::sleep(self.cfg.retry_period()).await;
-            match self.try_acquire_or_renew().await {
-                Ok(true) => last_ok = Instant::now(),
-                Ok(false) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "leader election: renewal failed");
-                    if last_ok.elapsed() >= self.cfg.renew_deadline() {
-                        return;
-                    }
-                }
+            // Like client-go, an attempt may not outlive the renew deadline: a request that never answers must
+            // not keep us "leading" after the lease expired for everybody else.
+            let left = self.cfg.renew_deadline().saturating_sub(last_ok.elapsed());
+            match tokio::time::timeout(left, self.try_acquire_or_renew()).await {
+                Ok(Ok(true)) => last_ok = Instant::now(),
+                Ok(Ok(false)) => return,
+                Ok(Err(e)) => tracing::warn!(error = %e, "leader election: renewal failed"),
+                Err(_) => tracing::warn!("leader election: renewal timed out"),
+            }
+            if last_ok.elapsed() >= self.cfg.renew_deadline() {
+                return;
             }
         }
     }

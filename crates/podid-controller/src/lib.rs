@@ -65,6 +65,9 @@ async fn kube_client(args: &ControllerArgs) -> anyhow::Result<kube::Client> {
         ua.push(' ');
         ua.push_str(&args.custom_user_agent);
     }
+    // Bound every request (kube's default is none): a call that never answers must not stall the controller.
+    // Watches ask the server to end them sooner (kube's watcher uses a 290 s timeout).
+    cfg.read_timeout = Some(std::time::Duration::from_secs(295));
     cfg.headers.push((
         http::header::USER_AGENT,
         http::HeaderValue::from_str(&ua)
@@ -160,22 +163,53 @@ pub async fn run(
     }
     tracing::info!(%identity, "became leader");
     shared.metrics.new_leader_election_count.inc();
+    // Renew from now on; losing the lease ends the process (as upstream: exit 1), without a grace period, so
+    // a lost leader never writes beside the new one.
+    let (lost_tx, mut lost_rx) = tokio::sync::oneshot::channel::<()>();
+    let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel::<()>();
+    let hold = tokio::spawn(async move {
+        tokio::select! {
+            _ = elector.hold() => {
+                let _ = lost_tx.send(());
+                None
+            }
+            _ = cancel_rx => Some(elector),
+        }
+    });
+    let release = |hold: tokio::task::JoinHandle<Option<leader::Elector>>,
+                   cancel_tx: tokio::sync::oneshot::Sender<()>| async move {
+        let _ = cancel_tx.send(());
+        // Release the lock so a standby takes over at once.
+        if let Ok(Some(mut elector)) = hold.await {
+            elector.release().await;
+        }
+    };
     if args.enable_type_upgrade {
         // The CRDs may be installed after the controller (a fresh cluster, the playground): wait for them.
         loop {
-            let r = upgrade::run(
-                &client,
-                &namespace,
-                &args.config_map_name,
-                &args.type_upgrade_status_key,
-            )
-            .await;
+            let r = tokio::select! {
+                r = upgrade::run(
+                    &client,
+                    &namespace,
+                    &args.config_map_name,
+                    &args.type_upgrade_status_key,
+                ) => r,
+                _ = &mut lost_rx => anyhow::bail!("lost leader lease"),
+                _ = &mut stop => {
+                    release(hold, cancel_tx).await;
+                    return Ok(());
+                }
+            };
             match r {
                 Ok(()) => break,
                 Err(e) if upgrade::is_not_found(&e) => {
                     tracing::warn!("waiting for the aadpodidentity.k8s.io CRDs to be installed");
                     tokio::select! {
-                        _ = &mut stop => return Ok(()),
+                        _ = &mut lost_rx => anyhow::bail!("lost leader lease"),
+                        _ = &mut stop => {
+                            release(hold, cancel_tx).await;
+                            return Ok(());
+                        }
                         _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
                     }
                 }
@@ -211,38 +245,14 @@ pub async fn run(
         backoff_max: args.retry_backoff_max,
         shutdown_grace: args.shutdown_grace,
     };
-    let (lost_tx, mut lost_rx) = tokio::sync::oneshot::channel::<()>();
-    let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel::<()>();
-    let hold = tokio::spawn(async move {
-        tokio::select! {
-            _ = elector.hold() => {
-                let _ = lost_tx.send(());
-                None
-            }
-            _ = cancel_rx => Some(elector),
-        }
-    });
-    let mut lost = false;
-    {
-        let stop_or_lost = async {
-            tokio::select! {
-                _ = &mut stop => {}
-                _ = &mut lost_rx => { lost = true; }
-            }
-        };
-        run::run(exec, loop_cfg, stop_or_lost).await;
-    }
+    let ended = run::run(exec, loop_cfg, stop, lost_rx).await;
     for w in watches {
         w.abort();
     }
-    if lost {
+    if ended == run::Ended::LeaseLost {
         tracing::error!("lost leader lease");
         anyhow::bail!("lost leader lease");
     }
-    let _ = cancel_tx.send(());
-    // Release the lock so a standby takes over at once.
-    if let Ok(Some(mut elector)) = hold.await {
-        elector.release().await;
-    }
+    release(hold, cancel_tx).await;
     Ok(())
 }

@@ -10,7 +10,7 @@
 //!   what was removed out of band.
 //! - On shutdown no new work starts; in-flight targets finish (bounded by `--shutdown-grace`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -59,15 +59,40 @@ struct Loop {
     attempts: HashMap<AaiKey, u32>,
     retry_aai: BTreeMap<Instant, Vec<AaiKey>>,
     retry_pods: BTreeMap<Instant, Vec<(String, String)>>,
+    pod_attempts: HashMap<(String, String), u32>,
+    /// Removals planned but not carried out (target busy, or the change failed), per target key, with the time
+    /// they may be tried again. Re-checked against the index before they run.
+    pending_remove: HashMap<String, (Target, BTreeSet<String>, Instant)>,
     done_tx: mpsc::UnboundedSender<Done>,
 }
+
+/// Why the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Graceful stop: in-flight work finished (or the grace expired).
+    Stopped,
+    /// The leader lease was lost: ended at once.
+    LeaseLost,
+}
+
+/// Key of the node-gone cleanup work.
+const NODE_GONE_KEY: &str = "\u{0}node-gone";
 
 fn target_key(t: &Option<Target>) -> String {
     t.as_ref().map(Target::key).unwrap_or_default()
 }
 
-/// Run the loop until `stop` resolves; then let in-flight targets finish.
-pub async fn run(exec: Arc<Exec>, cfg: LoopConfig, stop: impl std::future::Future<Output = ()>) {
+/// Run the loop until `stop` resolves (then let in-flight targets finish) or `lost` resolves (then return at once;
+/// the caller exits the process, so nothing more is written).
+pub async fn run<L>(
+    exec: Arc<Exec>,
+    cfg: LoopConfig,
+    stop: impl std::future::Future<Output = ()>,
+    lost: L,
+) -> Ended
+where
+    L: std::future::Future + Unpin,
+{
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut l = Loop {
         exec,
@@ -79,8 +104,11 @@ pub async fn run(exec: Arc<Exec>, cfg: LoopConfig, stop: impl std::future::Futur
         attempts: HashMap::new(),
         retry_aai: BTreeMap::new(),
         retry_pods: BTreeMap::new(),
+        pod_attempts: HashMap::new(),
+        pending_remove: HashMap::new(),
         done_tx,
     };
+    let mut lost = lost;
     let shared = l.exec.shared.clone();
     let mut next_full = Instant::now() + l.cfg.full_sync;
     let mut next_reconcile = Instant::now() + l.cfg.reconcile;
@@ -96,9 +124,14 @@ pub async fn run(exec: Arc<Exec>, cfg: LoopConfig, stop: impl std::future::Futur
             .into_iter()
             .chain(l.retry_pods.keys().next().copied())
             .chain(l.throttled.values().copied())
+            .chain(l.pending_remove.values().map(|(_, _, at)| *at))
             .min()
             .unwrap_or_else(|| Instant::now() + far);
         tokio::select! {
+            _ = &mut lost => {
+                shared.active.store(false, Ordering::Release);
+                return Ended::LeaseLost;
+            }
             _ = &mut stop => break,
             _ = shared.wake.notified() => {}
             Some(d) = done_rx.recv() => l.finish(d),
@@ -113,6 +146,7 @@ pub async fn run(exec: Arc<Exec>, cfg: LoopConfig, stop: impl std::future::Futur
             }
             _ = tokio::time::sleep_until(next_retry) => l.due_retries(),
         }
+        l.flush_pending_removes();
         if !shared.synced() || !shared.cluster.lock().has_dirty() {
             continue;
         }
@@ -148,6 +182,7 @@ pub async fn run(exec: Arc<Exec>, cfg: LoopConfig, stop: impl std::future::Futur
             }
         }
     }
+    Ended::Stopped
 }
 
 // === impl Loop ===
@@ -197,6 +232,8 @@ impl Loop {
                 self.defer(&key, &work);
                 continue;
             }
+            let mut work = work;
+            self.merge_pending_removes(&key, &mut work.plan);
             self.spawn(key, work);
         }
         // Creates or updates no target claimed (should not happen): run them on their own.
@@ -222,45 +259,24 @@ impl Loop {
             }
         }
         if !node_gone.is_empty() {
-            let exec = self.exec.clone();
-            tokio::spawn(async move {
-                for k in node_gone {
-                    let info = exec.shared.cluster.lock().assigned(&k).cloned();
-                    let ok = exec.release(&k, false).await;
-                    if let Some(info) = info
-                        && let Some(b) = exec.shared.binding_of(&info)
-                    {
-                        let (t, reason, msg) = if ok {
-                            (
-                                "Normal",
-                                events::BINDING_REMOVED,
-                                format!(
-                                    "Binding {} removed from node {} for pod {}",
-                                    info.binding.name, info.node, info.pod
-                                ),
-                            )
-                        } else {
-                            (
-                                "Warning",
-                                events::BINDING_REMOVE_ERROR,
-                                format!(
-                                    "failed to remove binding {} from node {} for pod {}",
-                                    info.binding.name, info.node, info.pod
-                                ),
-                            )
-                        };
-                        exec.recorder.emit(events::reference(&b), t, reason, msg);
-                    }
-                    if !ok {
-                        exec.shared.cluster.lock().mark_assigned_dirty(&k);
-                    }
-                }
-            });
+            if self.in_flight.contains_key(NODE_GONE_KEY) {
+                self.deferred_aai
+                    .entry(NODE_GONE_KEY.to_string())
+                    .or_default()
+                    .extend(node_gone);
+            } else {
+                self.spawn_node_gone(node_gone);
+            }
         }
         drop(shared);
     }
 
     fn defer(&mut self, key: &str, work: &Work) {
+        if let Some(t) = &work.plan.target
+            && !work.plan.remove.is_empty()
+        {
+            self.add_pending_removes(key, t, &work.plan.remove, Instant::now());
+        }
         let aai = self.deferred_aai.entry(key.to_string()).or_default();
         aai.extend(work.plan.assign.iter().map(|a| a.key.clone()));
         aai.extend(work.plan.release.iter().map(|r| r.key.clone()));
@@ -284,8 +300,16 @@ impl Loop {
         self.in_flight.insert(key.clone(), touched.clone());
         let exec = self.exec.clone();
         let tx = self.done_tx.clone();
+        let handle = tokio::spawn(async move { exec.run(work).await });
         tokio::spawn(async move {
-            let outcome = exec.run(work).await;
+            // A panicking or aborted task still frees its target; what it touched is retried.
+            let outcome = handle.await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "target work ended abnormally; retrying what it touched");
+                Outcome {
+                    retry_aai: touched.clone(),
+                    ..Outcome::default()
+                }
+            });
             let _ = tx.send(Done {
                 key,
                 outcome,
@@ -315,6 +339,9 @@ impl Loop {
         for k in &d.outcome.settled {
             self.attempts.remove(k);
         }
+        for p in &d.outcome.settled_pods {
+            self.pod_attempts.remove(p);
+        }
         for k in d.outcome.retry_aai {
             let at = match d.outcome.throttled {
                 Some(ra) => Instant::now() + ra,
@@ -323,8 +350,24 @@ impl Loop {
             self.retry_aai.entry(at).or_default().push(k);
         }
         for p in d.outcome.retry_pods {
-            let at = Instant::now() + self.cfg.backoff_base;
+            let n = self.pod_attempts.entry(p.clone()).or_insert(0);
+            let at = Instant::now()
+                + self
+                    .cfg
+                    .backoff_base
+                    .saturating_mul(1u32 << (*n).min(16))
+                    .min(self.cfg.backoff_max);
+            *n += 1;
             self.retry_pods.entry(at).or_default().push(p);
+        }
+        if let Some(t) = d.outcome.target.as_ref()
+            && !d.outcome.unremoved.is_empty()
+        {
+            let at = match d.outcome.throttled {
+                Some(ra) => Instant::now() + ra,
+                None => Instant::now() + self.cfg.backoff_base,
+            };
+            self.add_pending_removes(&d.key, t, &d.outcome.unremoved, at);
         }
         // Work that piled up for this target is planned again now that it is free.
         let mut c = shared.cluster.lock();
@@ -383,6 +426,119 @@ impl Loop {
         }
         drop(c);
         shared.wake.notify_one();
+    }
+
+    fn add_pending_removes(&mut self, key: &str, t: &Target, ids: &[String], at: Instant) {
+        let e = self
+            .pending_remove
+            .entry(key.to_string())
+            .or_insert_with(|| (t.clone(), BTreeSet::new(), at));
+        e.1.extend(ids.iter().cloned());
+        e.2 = e.2.max(at);
+    }
+
+    /// Fold a target's left-over removals into its next change, if the index still allows them.
+    fn merge_pending_removes(&mut self, key: &str, plan: &mut TargetPlan) {
+        let Some((t, ids, _)) = self.pending_remove.remove(key) else {
+            return;
+        };
+        let shared = self.exec.shared.clone();
+        let c = shared.cluster.lock();
+        for id in ids {
+            let allowed = c.removal_still_allowed(&self.cfg.plan, &t, &id);
+            let planned = plan.remove.iter().any(|r| r.eq_ignore_ascii_case(&id));
+            let added = plan.add.iter().any(|a| a.eq_ignore_ascii_case(&id));
+            if allowed && !planned && !added {
+                plan.remove.push(id);
+            }
+        }
+    }
+
+    /// Run left-over removals on free targets that have no other work coming.
+    fn flush_pending_removes(&mut self) {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .pending_remove
+            .iter()
+            .filter(|(k, (_, _, at))| {
+                *at <= now
+                    && !self.in_flight.contains_key(*k)
+                    && self.throttled.get(*k).is_none_or(|t| *t <= now)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            let Some((t, _, _)) = self.pending_remove.get(&key).cloned() else {
+                continue;
+            };
+            let mut plan = TargetPlan {
+                target: Some(t),
+                add: vec![],
+                remove: vec![],
+                assign: vec![],
+                release: vec![],
+            };
+            self.merge_pending_removes(&key, &mut plan);
+            if !plan.remove.is_empty() {
+                tracing::info!(target = %key, removals = plan.remove.len(), "removing identities left over from earlier batches");
+                self.spawn(
+                    key,
+                    Work {
+                        plan,
+                        creates: vec![],
+                        updates: vec![],
+                    },
+                );
+            }
+        }
+    }
+
+    fn spawn_node_gone(&mut self, keys: Vec<AaiKey>) {
+        self.in_flight
+            .insert(NODE_GONE_KEY.to_string(), keys.clone());
+        let exec = self.exec.clone();
+        let tx = self.done_tx.clone();
+        tokio::spawn(async move {
+            let mut outcome = Outcome::default();
+            for k in &keys {
+                let info = exec.shared.cluster.lock().assigned(k).cloned();
+                let ok = exec.release(k, false).await;
+                if let Some(info) = info
+                    && let Some(b) = exec.shared.binding_of(&info)
+                {
+                    let (t, reason, msg) = if ok {
+                        (
+                            "Normal",
+                            events::BINDING_REMOVED,
+                            format!(
+                                "Binding {} removed from node {} for pod {}",
+                                info.binding.name, info.node, info.pod
+                            ),
+                        )
+                    } else {
+                        (
+                            "Warning",
+                            events::BINDING_REMOVE_ERROR,
+                            format!(
+                                "failed to remove binding {} from node {} for pod {}",
+                                info.binding.name, info.node, info.pod
+                            ),
+                        )
+                    };
+                    exec.recorder.emit(events::reference(&b), t, reason, msg);
+                }
+                if ok {
+                    outcome.settled.push(k.clone());
+                } else {
+                    outcome.retry_aai.push(k.clone());
+                }
+            }
+            let _ = tx.send(Done {
+                key: NODE_GONE_KEY.to_string(),
+                outcome,
+                touched: keys,
+            });
+        });
     }
 
     /// Read every target holding assigned identities and re-add what disappeared (upstream §2.6; add only).

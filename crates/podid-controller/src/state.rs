@@ -47,6 +47,9 @@ pub struct Shared {
     pub bindings: RwLock<HashMap<NsName, AzureIdentityBinding>>,
     /// Preexisting flags recorded on AAIs (absent = not recorded yet).
     pub recorded: Mutex<HashMap<AaiKey, bool>>,
+    /// resourceVersion of our own last write per AAI: a watch event older than that is stale and skipped, so a
+    /// delayed event never rolls the index back behind a write-through.
+    written_rv: Mutex<HashMap<AaiKey, u64>>,
     /// Woken on every change.
     pub wake: Notify,
     synced: [AtomicBool; 5],
@@ -63,12 +66,19 @@ impl Default for Shared {
             identities: RwLock::default(),
             bindings: RwLock::default(),
             recorded: Mutex::default(),
+            written_rv: Mutex::default(),
             wake: Notify::new(),
             synced: Default::default(),
             active: AtomicBool::new(false),
             metrics: Metrics::default(),
         }
     }
+}
+
+/// resourceVersion as a number (kube-sim and etcd-backed servers use revision numbers; anything else disables the
+/// staleness check for that object).
+fn rv_of<K: ResourceExt>(o: &K) -> Option<u64> {
+    o.resource_version().and_then(|v| v.parse().ok())
 }
 
 fn key<K: ResourceExt>(o: &K) -> NsName {
@@ -87,7 +97,19 @@ impl Shared {
 
     /// Record an AAI we read or wrote (index + preexisting annotation).
     pub fn apply_assigned(&self, a: &AzureAssignedIdentity) {
-        self.apply_assigned_info(convert::assigned_info(a), convert::recorded_preexisting(a));
+        let info = convert::assigned_info(a);
+        if let Some(rv) = rv_of(a) {
+            self.written_rv.lock().insert(info.key.clone(), rv);
+        }
+        self.apply_assigned_info(info, convert::recorded_preexisting(a));
+    }
+
+    /// A watch event older than our own last write of that AAI.
+    fn is_stale(&self, key: &AaiKey, rv: Option<u64>) -> bool {
+        match (self.written_rv.lock().get(key), rv) {
+            (Some(w), Some(r)) => r < *w,
+            _ => false,
+        }
     }
 
     fn apply_assigned_info(&self, info: podid_core::assign::AssignedInfo, pre: Option<bool>) {
@@ -115,6 +137,7 @@ impl Shared {
 
     /// Forget an AAI.
     pub fn delete_assigned(&self, k: &AaiKey) {
+        self.written_rv.lock().remove(k);
         self.recorded.lock().remove(k);
         self.cluster.lock().delete_assigned(k);
     }
@@ -219,6 +242,7 @@ pub fn spawn_watches(
         (
             convert::assigned_info(&a),
             convert::recorded_preexisting(&a),
+            rv_of(&a),
         )
     };
     tasks.push(tokio::spawn(pump(
@@ -228,16 +252,35 @@ pub fn spawn_watches(
         Kind::Assigned,
         trim,
         move |ev| match ev {
-            Ev::Apply((info, pre)) => s.apply_assigned_info(info, pre),
-            Ev::Delete((info, _)) => s.delete_assigned(&info.key),
+            Ev::Apply((info, pre, rv)) => {
+                if !s.is_stale(&info.key, rv) {
+                    s.apply_assigned_info(info, pre);
+                }
+            }
+            Ev::Delete((info, _, _)) => s.delete_assigned(&info.key),
             Ev::Reset(all) => {
-                *s.recorded.lock() = all
-                    .iter()
-                    .filter_map(|(i, p)| p.map(|p| (i.key.clone(), p)))
-                    .collect();
-                s.cluster
-                    .lock()
-                    .reset_assigned(all.into_iter().map(|(i, _)| i).collect());
+                // A relist older than our own writes keeps what we wrote.
+                let mut c = s.cluster.lock();
+                let mut recorded = s.recorded.lock();
+                let mut keep: Vec<podid_core::assign::AssignedInfo> = Vec::with_capacity(all.len());
+                let mut new_recorded = HashMap::new();
+                for (info, pre, rv) in all {
+                    if s.is_stale(&info.key, rv)
+                        && let Some(mine) = c.assigned(&info.key).cloned()
+                    {
+                        if let Some(p) = recorded.get(&info.key) {
+                            new_recorded.insert(info.key.clone(), *p);
+                        }
+                        keep.push(mine);
+                        continue;
+                    }
+                    if let Some(p) = pre {
+                        new_recorded.insert(info.key.clone(), p);
+                    }
+                    keep.push(info);
+                }
+                *recorded = new_recorded;
+                c.reset_assigned(keep);
             }
         },
     )));

@@ -870,6 +870,31 @@ impl Cluster {
         }
     }
 
+    /// Whether a removal planned earlier but not carried out (its target was busy, or the ARM change failed) may
+    /// still be done: no desired AAI on a node of `target` needs `resource_id`, and no AAI there holds it (an AAI
+    /// that holds it decides for itself when it is released). The immutable and preexisting checks were made when
+    /// the removal was planned and cannot change for an ID no AAI holds.
+    #[must_use]
+    pub fn removal_still_allowed(&self, cfg: &Config, target: &Target, resource_id: &str) -> bool {
+        let mut p = Planner::new(self, cfg);
+        let key = target.key();
+        let rid = resource_id.to_lowercase();
+        if p.needs_query(&key, &rid) {
+            return false;
+        }
+        let h = p.holders(&key, &rid);
+        let held = h.assigned
+            || h.any_preexisting
+            || h.any_immutable
+            || p.nodes_of(&key).iter().any(|n| {
+                self.aai_by_node_rid
+                    .get(n)
+                    .and_then(|m| m.get(&rid))
+                    .is_some_and(|keys| !keys.is_empty())
+            });
+        !held
+    }
+
     /// Targets with at least one type-0, Assigned/Legacy, non-deleting AAI on a known node: what the
     /// periodic reconcile reads from ARM. Sorted, one per [`Target::key`].
     #[must_use]

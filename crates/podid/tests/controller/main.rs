@@ -645,3 +645,44 @@ async fn missing_namespace_env_is_fatal_with_the_upstream_message() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_moving_to_another_scale_set_while_the_first_is_busy() {
+    let mut env = Env::start(world()).await;
+    env.controller("mic-a", &[]).await;
+    env.ns("app").await;
+    env.identity("app", "x", 0, "id-a").await;
+    env.binding("app", "bx", "x", "sel").await;
+    env.pod("app", "p", "pool1-vmss000000", "sel").await;
+    env.wait_status("default", "p-app-x", "Assigned").await;
+    wait_arm_v(&env, "pool1-vmss", with_base(&["id-a"])).await;
+    // Keep pool1 busy with a slow PATCH for another identity...
+    let (s, _) = env
+        .control(
+            "PATCH",
+            "/settings",
+            Some(&json!({"lroVirtualMachineScaleSetsMs": 1500, "lroRetryAfterSecs": 1})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    env.identity("app", "y", 0, "id-b").await;
+    env.binding("app", "by", "y", "sel2").await;
+    env.pod("app", "q", "pool1-vmss000001", "sel2").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // ...while the pod moves to pool2 under the same name (same AAI key, another node and scale set).
+    env.delete::<Pod>("app", "p").await;
+    env.pod("app", "p", "pool2-vmss000000", "sel").await;
+    eventually("p's AAI Assigned on pool2", WAIT, || async {
+        env.aai("default", "p-app-x").await.filter(|a| {
+            a.spec.node_name == "pool2-vmss000000"
+                && a.status
+                    .as_ref()
+                    .is_some_and(|s| s.status.as_str() == "Assigned")
+        })
+    })
+    .await;
+    env.wait_status("default", "q-app-y", "Assigned").await;
+    // The identity left pool1 once nothing there needed it, and is on pool2.
+    wait_arm_v(&env, "pool2-vmss", vec!["id-a".into()]).await;
+    wait_arm_v(&env, "pool1-vmss", with_base(&["id-b"])).await;
+}

@@ -843,3 +843,26 @@ fn relists_replace_everything() {
     assert_converged(&mut c, &cfg, &m);
     assert_eq!(c.counts(), (0, 1, 1, 0, 0));
 }
+
+#[test]
+fn a_removal_left_over_is_allowed_only_while_nothing_needs_or_holds_the_identity() {
+    let cfg = cfg();
+    let mut c = Cluster::new();
+    c.apply_node(node("n1", Some(vmss("pool1"))));
+    c.apply_node(node("n2", Some(vmss("pool1"))));
+    c.apply_identity(msi("app", "id", &rid("x"), "c1"));
+    c.apply_binding(binding("app", "b", "id", "sel"));
+    // Nothing needs or holds x on pool1: a removal left over from an update may go ahead.
+    assert!(c.removal_still_allowed(&cfg, &vmss("pool1"), &rid("x")));
+    // A pod on another node of the same scale set needs it: not allowed (case-insensitive ID).
+    c.apply_pod(pod("app", "p", "n2", "sel"));
+    assert!(!c.removal_still_allowed(&cfg, &vmss("pool1"), &rid("x").to_uppercase()));
+    // The pod is gone but its AAI still holds x: the AAI's own release decides, not the left-over removal.
+    let plan = c.plan_all(&cfg);
+    let n = plan.creates.first().cloned().expect("a create");
+    c.apply_assigned(written(&c, &n, false));
+    c.delete_pod("app", "p");
+    assert!(!c.removal_still_allowed(&cfg, &vmss("pool1"), &rid("x")));
+    // Another scale set is unaffected.
+    assert!(c.removal_still_allowed(&cfg, &vmss("pool2"), &rid("x")));
+}

@@ -174,3 +174,104 @@ pub fn build_assigned(
     });
     a
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use podid_core::assign::TargetKind;
+    use serde_json::json;
+
+    #[test]
+    fn pods_and_nodes_are_trimmed_to_what_the_planner_needs() {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "ns", "labels": {"aadpodidbinding": "sel", "other": "x"}},
+            "spec": {"nodeName": "n1", "containers": []},
+            "status": {"phase": "Succeeded"}
+        }))
+        .expect("pod");
+        let i = pod_info(&p);
+        assert_eq!(
+            (
+                i.namespace.as_str(),
+                i.name.as_str(),
+                i.node.as_str(),
+                i.selector.as_str(),
+                i.finished
+            ),
+            ("ns", "p", "n1", "sel", true)
+        );
+        let n: Node = serde_json::from_value(json!({"metadata": {"name": "n1"}, "spec": {"providerID":
+            "azure:///subscriptions/s/resourceGroups/MC_rg/providers/Microsoft.Compute/virtualMachineScaleSets/pool/virtualMachines/3"}}))
+        .expect("node");
+        let t = node_info(&n).target.expect("target");
+        assert_eq!(
+            (t.kind, t.resource_group.as_str(), t.name.as_str()),
+            (TargetKind::Vmss, "MC_rg", "pool")
+        );
+        let bare: Node =
+            serde_json::from_value(json!({"metadata": {"name": "kind-node"}})).expect("node");
+        assert!(node_info(&bare).target.is_none());
+    }
+
+    #[test]
+    fn built_aai_has_the_upstream_shape_and_reads_back() {
+        let identity: AzureIdentity = serde_json::from_value(json!({
+            "apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentity",
+            "metadata": {"name": "id", "namespace": "app", "resourceVersion": "7", "managedFields": [{"manager": "kubectl"}]},
+            "spec": {"type": 0, "resourceID": "/subscriptions/s/resourcegroups/r/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id", "clientID": "c"}
+        }))
+        .expect("identity");
+        let binding: AzureIdentityBinding = serde_json::from_value(json!({
+            "apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentityBinding",
+            "metadata": {"name": "b", "namespace": "app", "resourceVersion": "8"},
+            "spec": {"azureIdentity": "id", "selector": "sel"}
+        }))
+        .expect("binding");
+        let n = NewAssigned {
+            key: AaiKey {
+                namespace: "default".into(),
+                name: "p-app-id".into(),
+            },
+            identity: ObjRef {
+                namespace: "app".into(),
+                name: "id".into(),
+                resource_version: "7".into(),
+            },
+            binding: ObjRef {
+                namespace: "app".into(),
+                name: "b".into(),
+                resource_version: "8".into(),
+            },
+            pod: "p".into(),
+            pod_namespace: "app".into(),
+            node: "n1".into(),
+        };
+        let a = build_assigned(&n, &identity, &binding, Some(true));
+        let v = serde_json::to_value(&a).expect("json");
+        assert_eq!(v["metadata"]["labels"]["nodename"], json!("n1"));
+        assert_eq!(
+            v["metadata"]["finalizers"],
+            json!(["azureassignedidentity.finalizers.aadpodidentity.k8s.io"])
+        );
+        assert_eq!(
+            v["metadata"]["annotations"][PREEXISTING_ANNOTATION],
+            json!("true")
+        );
+        assert_eq!(v["status"]["status"], json!("Created"));
+        assert_eq!(v["spec"]["nodename"], json!("n1"));
+        assert!(
+            v["spec"]["azureIdentityRef"]["metadata"]
+                .get("managedFields")
+                .is_none()
+        );
+        let back = assigned_info(&a);
+        assert_eq!(back.identity, n.identity);
+        assert_eq!(back.binding, n.binding);
+        assert_eq!(back.status, AssignedStatus::Created);
+        assert!(back.preexisting);
+        assert_eq!(
+            recorded_preexisting(&build_assigned(&n, &identity, &binding, None)),
+            None
+        );
+    }
+}

@@ -239,7 +239,7 @@ impl Exec {
         match arm_result {
             Ok(()) => {
                 for a in assigns {
-                    if self.mark_assigned(a, plan.target.as_ref()).await {
+                    if self.mark_assigned(a).await {
                         out.settled.push(a.key.clone());
                     } else {
                         out.retry_aai.push(a.key.clone());
@@ -276,7 +276,7 @@ impl Exec {
                     .collect();
                 for a in assigns {
                     if a.resource_id.is_empty() || after.has(&a.resource_id) {
-                        if self.mark_assigned(a, t).await {
+                        if self.mark_assigned(a).await {
                             out.settled.push(a.key.clone());
                         } else {
                             out.retry_aai.push(a.key.clone());
@@ -470,7 +470,7 @@ impl Exec {
         }
     }
 
-    async fn mark_assigned(&self, a: &Assign, t: Option<&Target>) -> bool {
+    async fn mark_assigned(&self, a: &Assign) -> bool {
         let _permit = self.writes.acquire().await.ok();
         let api = api_for(&self.client, &a.key.namespace);
         let patch = json!({"status": {"status": "Assigned", "availableReplicas": 1}});
@@ -494,7 +494,6 @@ impl Exec {
                         ),
                     );
                 }
-                let _ = t;
                 true
             }
             Err(e) if is_status(&e, 404) => {

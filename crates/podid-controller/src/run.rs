@@ -45,8 +45,6 @@ pub struct LoopConfig {
 struct Done {
     key: String,
     outcome: Outcome,
-    /// Everything the work touched (re-planned when the target frees up, if it was deferred meanwhile).
-    touched: Vec<AaiKey>,
 }
 
 struct Loop {
@@ -310,11 +308,7 @@ impl Loop {
                     ..Outcome::default()
                 }
             });
-            let _ = tx.send(Done {
-                key,
-                outcome,
-                touched,
-            });
+            let _ = tx.send(Done { key, outcome });
         });
     }
 
@@ -331,7 +325,6 @@ impl Loop {
 
     fn finish(&mut self, d: Done) {
         self.in_flight.remove(&d.key);
-        let _ = d.touched;
         let shared = self.exec.shared.clone();
         if let Some(ra) = d.outcome.throttled {
             self.throttled.insert(d.key.clone(), Instant::now() + ra);
@@ -536,7 +529,6 @@ impl Loop {
             let _ = tx.send(Done {
                 key: NODE_GONE_KEY.to_string(),
                 outcome,
-                touched: keys,
             });
         });
     }

@@ -219,15 +219,6 @@ async fn start_controller(s: &Sims, extra: &[&str]) -> anyhow::Result<tokio::pro
             s.dir.path().join("azurestack.json"),
         )
         .env("PODID_LOG", "warn")
-        .envs(
-            std::env::var("BENCH_CTL_ENV")
-                .ok()
-                .and_then(|v| {
-                    v.split_once('=')
-                        .map(|(a, b)| vec![(a.to_string(), b.to_string())])
-                })
-                .unwrap_or_default(),
-        )
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
         .kill_on_drop(true)

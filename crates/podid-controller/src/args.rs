@@ -204,6 +204,16 @@ pub struct ControllerArgs {
 }
 
 impl ControllerArgs {
+    /// The user agent of Kubernetes and ARM calls (upstream's shape, `--custom-user-agent` appended).
+    pub fn user_agent(&self) -> String {
+        let mut ua = format!("aad-pod-identity/MIC/podid-{}", env!("CARGO_PKG_VERSION"));
+        if !self.custom_user_agent.is_empty() {
+            ua.push(' ');
+            ua.push_str(&self.custom_user_agent);
+        }
+        ua
+    }
+
     /// Immutable client IDs, lowercased (the cluster identity is added from the cloud config).
     pub fn immutable_ids(&self) -> Vec<String> {
         self.immutable_user_msis

@@ -91,11 +91,7 @@ impl AzureCloud {
                     .with_context(|| format!("read --azure-ca-file {}", f.display()))?,
             );
         }
-        let mut ua = format!("aad-pod-identity/MIC/podid-{}", env!("CARGO_PKG_VERSION"));
-        if !args.custom_user_agent.is_empty() {
-            ua.push(' ');
-            ua.push_str(&args.custom_user_agent);
-        }
+        let ua = args.user_agent();
         let http = HttpClient::new(HttpOptions {
             extra_ca_pem: extra,
             user_agent: ua,

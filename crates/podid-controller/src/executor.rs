@@ -155,7 +155,9 @@ impl Exec {
             }
         }
         let pre = decide_preexisting(&self.shared, &plan.assign, current.as_ref());
-        let pre_of = |k: &AaiKey| pre.iter().find(|(p, _)| p == k).and_then(|(_, v)| *v);
+        let pre_by_key: std::collections::HashMap<&AaiKey, Option<bool>> =
+            pre.iter().map(|(k, v)| (k, *v)).collect();
+        let pre_of = |k: &AaiKey| pre_by_key.get(k).copied().flatten();
         // 2. AAIs first.
         let futs: Vec<_> = work
             .creates

@@ -60,11 +60,7 @@ async fn kube_client(args: &ControllerArgs) -> anyhow::Result<kube::Client> {
             .await
             .context("load --kubeconfig")?
     };
-    let mut ua = format!("aad-pod-identity/MIC/podid-{}", env!("CARGO_PKG_VERSION"));
-    if !args.custom_user_agent.is_empty() {
-        ua.push(' ');
-        ua.push_str(&args.custom_user_agent);
-    }
+    let ua = args.user_agent();
     // Bound every request (kube's default is none): a call that never answers must not stall the controller.
     // Watches ask the server to end them sooner (kube's watcher uses a 290 s timeout).
     cfg.read_timeout = Some(std::time::Duration::from_secs(295));

@@ -10,7 +10,7 @@
 //!   what was removed out of band.
 //! - On shutdown no new work starts; in-flight targets finish (bounded by `--shutdown-grace`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -50,7 +50,7 @@ struct Done {
 struct Loop {
     exec: Arc<Exec>,
     cfg: LoopConfig,
-    in_flight: HashMap<String, Vec<AaiKey>>,
+    in_flight: HashSet<String>,
     deferred_aai: HashMap<String, Vec<AaiKey>>,
     deferred_pods: HashMap<String, Vec<(String, String)>>,
     throttled: HashMap<String, Instant>,
@@ -95,7 +95,7 @@ where
     let mut l = Loop {
         exec,
         cfg,
-        in_flight: HashMap::new(),
+        in_flight: HashSet::new(),
         deferred_aai: HashMap::new(),
         deferred_pods: HashMap::new(),
         throttled: HashMap::new(),
@@ -224,8 +224,8 @@ impl Loop {
                 updates: take(&mut updates),
                 plan: tp,
             };
-            let busy = self.in_flight.contains_key(&key)
-                || self.throttled.get(&key).is_some_and(|t| *t > now);
+            let busy =
+                self.in_flight.contains(&key) || self.throttled.get(&key).is_some_and(|t| *t > now);
             if busy {
                 self.defer(&key, &work);
                 continue;
@@ -250,14 +250,14 @@ impl Loop {
                 updates: rest_u,
             };
             let key = "\u{0}orphans".to_string();
-            if self.in_flight.contains_key(&key) {
+            if self.in_flight.contains(&key) {
                 self.defer(&key, &work);
             } else {
                 self.spawn(key, work);
             }
         }
         if !node_gone.is_empty() {
-            if self.in_flight.contains_key(NODE_GONE_KEY) {
+            if self.in_flight.contains(NODE_GONE_KEY) {
                 self.deferred_aai
                     .entry(NODE_GONE_KEY.to_string())
                     .or_default()
@@ -295,7 +295,7 @@ impl Loop {
             .map(|a| a.key.clone())
             .chain(work.plan.release.iter().map(|r| r.key.clone()))
             .collect();
-        self.in_flight.insert(key.clone(), touched.clone());
+        self.in_flight.insert(key.clone());
         let exec = self.exec.clone();
         let tx = self.done_tx.clone();
         let handle = tokio::spawn(async move { exec.run(work).await });
@@ -455,7 +455,7 @@ impl Loop {
             .iter()
             .filter(|(k, (_, _, at))| {
                 *at <= now
-                    && !self.in_flight.contains_key(*k)
+                    && !self.in_flight.contains(*k)
                     && self.throttled.get(*k).is_none_or(|t| *t <= now)
             })
             .map(|(k, _)| k.clone())
@@ -487,8 +487,7 @@ impl Loop {
     }
 
     fn spawn_node_gone(&mut self, keys: Vec<AaiKey>) {
-        self.in_flight
-            .insert(NODE_GONE_KEY.to_string(), keys.clone());
+        self.in_flight.insert(NODE_GONE_KEY.to_string());
         let exec = self.exec.clone();
         let tx = self.done_tx.clone();
         tokio::spawn(async move {
@@ -541,9 +540,7 @@ impl Loop {
         let mut arm = BTreeMap::new();
         for t in targets {
             let key = t.key();
-            if self.in_flight.contains_key(&key)
-                || self.throttled.get(&key).is_some_and(|x| *x > now)
-            {
+            if self.in_flight.contains(&key) || self.throttled.get(&key).is_some_and(|x| *x > now) {
                 continue;
             }
             match self.exec.cloud.get(&t).await {

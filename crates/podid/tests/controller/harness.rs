@@ -423,6 +423,23 @@ impl Env {
         self.kubeconfig = path;
     }
 
+    /// The upstream leader record (annotation of Endpoints `default/aad-pod-identity-mic`).
+    pub async fn leader_record(&self) -> String {
+        let ep = Api::<k8s_openapi::api::core::v1::Endpoints>::namespaced(
+            self.client.clone(),
+            "default",
+        )
+        .get("aad-pod-identity-mic")
+        .await
+        .expect("lock");
+        ep.metadata
+            .annotations
+            .unwrap_or_default()
+            .get("control-plane.alpha.kubernetes.io/leader")
+            .cloned()
+            .unwrap_or_default()
+    }
+
     pub fn logs(&self) -> String {
         self.ctls
             .iter()

@@ -575,18 +575,7 @@ async fn leader_killed_mid_assignment_standby_converges() {
     env.controller("mic-b", &[]).await;
     assert_eq!(env.ctls[1].health().await, "Not Active");
     // The lock is the upstream Endpoints record.
-    let ep =
-        Api::<k8s_openapi::api::core::v1::Endpoints>::namespaced(env.client.clone(), "default")
-            .get("aad-pod-identity-mic")
-            .await
-            .expect("lock");
-    let rec = ep
-        .metadata
-        .annotations
-        .unwrap_or_default()
-        .get("control-plane.alpha.kubernetes.io/leader")
-        .cloned()
-        .unwrap_or_default();
+    let rec = env.leader_record().await;
     assert!(rec.contains("\"holderIdentity\":\"mic-a\""), "{rec}");
     env.ns("app").await;
     env.identity("app", "ident", 0, "id-a").await;
@@ -613,18 +602,7 @@ async fn leader_killed_mid_assignment_standby_converges() {
         "{}",
         env.ctls[1].logs()
     );
-    let ep =
-        Api::<k8s_openapi::api::core::v1::Endpoints>::namespaced(env.client.clone(), "default")
-            .get("aad-pod-identity-mic")
-            .await
-            .expect("lock");
-    let rec = ep
-        .metadata
-        .annotations
-        .unwrap_or_default()
-        .get("control-plane.alpha.kubernetes.io/leader")
-        .cloned()
-        .unwrap_or_default();
+    let rec = env.leader_record().await;
     assert!(rec.contains("\"holderIdentity\":\"\""), "{rec}");
 }
 

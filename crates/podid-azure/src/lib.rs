@@ -72,6 +72,7 @@ pub mod compute;
 mod der;
 mod form;
 pub mod http;
+pub mod pod_tokens;
 pub mod retry_after;
 pub mod token;
 

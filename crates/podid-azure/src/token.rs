@@ -54,9 +54,9 @@ pub const DEFAULT_IMDS_URL: &str = "http://169.254.169.254";
 /// IMDS token API version (what MIC's ADAL uses).
 pub const IMDS_API_VERSION: &str = "2018-02-01";
 /// AAD v1 token endpoint API version (ADAL appends it).
-const AAD_API_VERSION: &str = "1.0";
+pub(crate) const AAD_API_VERSION: &str = "1.0";
 /// The client-assertion type for certificate credentials.
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Lifetime of a client assertion, seconds (MSAL uses 10 minutes).
 const ASSERTION_LIFETIME_SECS: i64 = 600;
 /// Default refresh margin before expiry, seconds.
@@ -594,20 +594,20 @@ fn refresh_point(now: SystemTime, expires_at: SystemTime, margin: Duration) -> S
 }
 
 /// `base * 2^(attempt-1)`, capped at a minute.
-fn backoff(base: Duration, attempt: u32) -> Duration {
+pub(crate) fn backoff(base: Duration, attempt: u32) -> Duration {
     let factor = 1u32
         .checked_shl(attempt.saturating_sub(1))
         .unwrap_or(u32::MAX);
     base.saturating_mul(factor).min(Duration::from_secs(60))
 }
 
-fn str_field(v: &Value, key: &str) -> Option<String> {
+pub(crate) fn str_field(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
 /// A description on one line (Entra puts trace and correlation IDs, useful for support, on later lines),
 /// bounded.
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     let line = s.split_whitespace().collect::<Vec<_>>().join(" ");
     match line.char_indices().nth(MAX_DESCRIPTION_CHARS) {
         Some((i, _)) => format!("{}...", &line[..i]),
@@ -616,7 +616,7 @@ fn one_line(s: &str) -> String {
 }
 
 /// A number that may be sent as a JSON number or a string (ADAL-era endpoints send strings).
-fn num_field(v: &Value, key: &str) -> Option<i64> {
+pub(crate) fn num_field(v: &Value, key: &str) -> Option<i64> {
     match v.get(key)? {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => s.trim().parse().ok(),
@@ -649,7 +649,7 @@ fn parse_token(r: &HttpResponse, from: &'static str) -> Result<AccessToken, Toke
     })
 }
 
-fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -736,21 +736,42 @@ pub(crate) fn load_certificate(path: &Path) -> Result<CertCredential, TokenError
 }
 
 pub(crate) fn parse_certificate(path: &Path, bytes: &[u8]) -> Result<CertCredential, TokenError> {
-    let fail = |message: String| TokenError::Certificate {
-        path: path.to_path_buf(),
-        message,
-    };
-    let is_pem = bytes.windows(11).any(|w| w == b"-----BEGIN ");
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    if !is_pem
-        && (crate::der::looks_like_pkcs12(bytes) || matches!(ext.as_deref(), Some("pfx" | "p12")))
-    {
-        return Err(TokenError::Pkcs12NotSupported {
+    let pkcs12_name = matches!(ext.as_deref(), Some("pfx" | "p12"));
+    parse_pem_credential(bytes, pkcs12_name).map_err(|p| match p {
+        PemProblem::Pkcs12 => TokenError::Pkcs12NotSupported {
             path: path.to_path_buf(),
-        });
+        },
+        PemProblem::Invalid(message) => TokenError::Certificate {
+            path: path.to_path_buf(),
+            message,
+        },
+    })
+}
+
+/// Why PEM bytes are not a usable certificate credential (the caller names where they came from).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PemProblem {
+    /// The bytes are (or are named as) PKCS#12 / PFX.
+    Pkcs12,
+    /// Anything else: what is wrong and how to fix it.
+    Invalid(String),
+}
+
+/// Parse PEM holding a certificate and its unencrypted RSA private key (PKCS#8 or PKCS#1) into a signing
+/// credential. `pkcs12_hint` says the source is named like a PKCS#12 file (non-PEM bytes are then refused as
+/// PKCS#12 even when they do not look like one).
+pub(crate) fn parse_pem_credential(
+    bytes: &[u8],
+    pkcs12_hint: bool,
+) -> Result<CertCredential, PemProblem> {
+    let fail = PemProblem::Invalid;
+    let is_pem = bytes.windows(11).any(|w| w == b"-----BEGIN ");
+    if !is_pem && (crate::der::looks_like_pkcs12(bytes) || pkcs12_hint) {
+        return Err(PemProblem::Pkcs12);
     }
     if !is_pem {
         return Err(fail(

@@ -6,9 +6,6 @@
 //! (operation types only).
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use parking_lot::Mutex;
 
 /// Buckets of the AAI write histograms (seconds).
 const AAI_BUCKETS: &[f64] = &[
@@ -19,63 +16,7 @@ const LONG_BUCKETS: &[f64] = &[
     0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0,
 ];
 
-/// A counter.
-#[derive(Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    /// Add one.
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-    /// Current value.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// A histogram with fixed buckets.
-pub struct Histogram {
-    bounds: &'static [f64],
-    inner: Mutex<(Vec<u64>, f64, u64)>,
-}
-
-impl Histogram {
-    fn new(bounds: &'static [f64]) -> Histogram {
-        Histogram {
-            bounds,
-            inner: Mutex::new((vec![0; bounds.len()], 0.0, 0)),
-        }
-    }
-    /// Record one observation (seconds).
-    pub fn observe(&self, v: f64) {
-        let mut g = self.inner.lock();
-        for (i, b) in self.bounds.iter().enumerate() {
-            if v <= *b {
-                g.0[i] += 1;
-            }
-        }
-        g.1 += v;
-        g.2 += 1;
-    }
-    fn encode(&self, out: &mut String, name: &str, labels: &str) {
-        let g = self.inner.lock();
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (i, b) in self.bounds.iter().enumerate() {
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {}", g.0[i]);
-        }
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", g.2);
-        let braces = |l: &str| {
-            if l.is_empty() {
-                String::new()
-            } else {
-                format!("{{{l}}}")
-            }
-        };
-        let _ = writeln!(out, "{name}_sum{} {}", braces(labels), g.1);
-        let _ = writeln!(out, "{name}_count{} {}", braces(labels), g.2);
-    }
-}
+pub use podid_runtime::metrics::{Counter, Histogram};
 
 /// Cloud-provider operation types (upstream label values).
 pub const CLOUD_OPS: [&str; 4] = ["vm_get", "vm_update", "vmss_get", "vmss_update"];

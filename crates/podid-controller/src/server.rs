@@ -2,17 +2,9 @@
 //! otherwise, as upstream; `/readyz`: 200 once every watch delivered its first list) and the metrics server
 //! (`/metrics`). No pprof (upstream exposed it on the probe port by accident).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
 
 use crate::state::Shared;
 
@@ -25,7 +17,7 @@ pub enum Role {
     Metrics,
 }
 
-fn respond(role: Role, shared: &Shared, path: &str) -> Response<Full<Bytes>> {
+fn respond(role: Role, shared: &Shared, path: &str) -> podid_runtime::admin::Answer {
     let (status, ct, body) = match (role, path) {
         (Role::Probe, "/healthz") => {
             let body = if shared.active.load(Ordering::Acquire) {
@@ -51,17 +43,9 @@ fn respond(role: Role, shared: &Shared, path: &str) -> Response<Full<Bytes>> {
             "text/plain; version=0.0.4; charset=utf-8",
             shared.metrics.encode(),
         ),
-        _ => (
-            404,
-            "text/plain; charset=utf-8",
-            "404 page not found\n".to_string(),
-        ),
+        _ => podid_runtime::admin::not_found(),
     };
-    Response::builder()
-        .status(status)
-        .header("content-type", ct)
-        .body(Full::new(Bytes::from(body)))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    (status, ct, body)
 }
 
 /// Bind and serve in the background; returns the bound address.
@@ -70,24 +54,5 @@ pub async fn spawn(
     role: Role,
     shared: Arc<Shared>,
 ) -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let r = respond(role, &shared, req.uri().path());
-                    async move { Ok::<_, Infallible>(r) }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    Ok(local)
+    podid_runtime::admin::spawn(addr, move |path| respond(role, &shared, path)).await
 }

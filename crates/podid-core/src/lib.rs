@@ -2,5 +2,7 @@
 //!
 //! - [`assign`]: the pod-identity controller's planner: (pods, nodes, identities, bindings, assigned identities)
 //!   -> actions, kept in an incremental index so one event costs little.
+//! - [`nmi`]: the node agent's request routing, response shapes, identity selection and pod-by-IP index.
 
 pub mod assign;
+pub mod nmi;

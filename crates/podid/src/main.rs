@@ -48,6 +48,8 @@ enum Command {
     Crds,
     /// The pod-identity controller (drop-in for aad-pod-identity's MIC; also runs as `mic`).
     Controller(Box<podid_controller::args::ControllerArgs>),
+    /// The node agent (drop-in for aad-pod-identity's NMI; also runs as `nmi`).
+    Agent(Box<podid_agent::args::AgentArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -177,6 +179,19 @@ fn main() -> anyhow::Result<()> {
                 .await
             })
         }
+        Command::Agent(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("start the async runtime")?;
+            rt.block_on(async move {
+                let mut signals = StopSignals::install()?;
+                podid_agent::run(*args, |k| std::env::var(k).ok(), async move {
+                    signals.wait().await
+                })
+                .await
+            })
+        }
         Command::Sim(SimCommand::Kube(args)) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -195,7 +210,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// The command line as clap should see it: invoked as `mic` (an upstream image's entrypoint name), the process
-/// is `podid controller`; the controller's Go-style single-dash flags (`-forceNamespaced`, `-v=2`) become `--`.
+/// is `podid controller` (as `nmi`, `podid agent`); their Go-style single-dash flags (`-forceNamespaced`, `-v=2`) become `--`.
 fn argv(args: impl Iterator<Item = String>) -> Vec<String> {
     let mut v: Vec<String> = args.collect();
     let invoked = v
@@ -206,8 +221,11 @@ fn argv(args: impl Iterator<Item = String>) -> Vec<String> {
     if invoked == "mic" {
         v.insert(1, "controller".to_string());
     }
-    if v.get(1).is_some_and(|c| c == "controller") {
-        let rest = podid_controller::args::normalize_go_flags(v.split_off(2));
+    if invoked == "nmi" {
+        v.insert(1, "agent".to_string());
+    }
+    if v.get(1).is_some_and(|c| c == "controller" || c == "agent") {
+        let rest = podid_runtime::flags::normalize_go_flags(v.split_off(2));
         v.extend(rest);
     }
     v

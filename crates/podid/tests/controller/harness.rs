@@ -194,6 +194,8 @@ impl Env {
         let dir = tempfile::tempdir().expect("tmp");
         let kube = kube_sim::start(kube_sim::Config {
             dir: Some(dir.path().join("kube")),
+            // The kubelet gives scheduled pods an IP and phase Running (the agent finds callers by IP).
+            kubelet_dir: Some(dir.path().join("kubelet")),
             ..kube_sim::Config::default()
         })
         .await

@@ -1,0 +1,798 @@
+//! The token server: upstream NMI's routes, status codes and bodies (reference §3.2–§3.7, Appendix B), with
+//! podid's fixes: instant refusals, watch-driven waiting, a token cache, one live pod lookup on a cache miss,
+//! ambiguous IPs refused, and the anti-spoofing check on bridged networks.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::ListParams;
+use parking_lot::Mutex;
+use podid_azure::http::HttpClient;
+use podid_azure::pod_tokens::{
+    BoxFuture, Material, PodToken, PodTokenError, PodTokenProvider, SpSecret, TokenSpec,
+};
+use podid_core::nmi::pods::{Lookup, PodEntry, canonical};
+use podid_core::nmi::reply::{Reply, TokenBody, host_token_reply, token_reply};
+use podid_core::nmi::request::{
+    Route, TokenQuery, Wanted, metadata_header_ok, parse_token_query, route,
+};
+use podid_core::nmi::select::{
+    AssignedEval, IdentityView, assigned_timeout_message, bound_identities, choose,
+    created_timeout_message, eval_assigned, is_controller_pod, is_excepted, standard_fast_refusal,
+};
+use podid_k8s::POD_LABEL_KEY;
+use podid_net::peer::{PeerChecker, PeerVerdict};
+
+use crate::args::Mode;
+use crate::state::{Shared, pod_entry};
+
+/// Largest request body proxied to IMDS, bytes.
+const MAX_PROXY_BODY_BYTES: usize = 1024 * 1024;
+/// Deadline of the live pod lookup made on an index miss.
+const LIVE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Lifetime requested for those service-account tokens, seconds.
+const SA_TOKEN_SECONDS: i64 = 3600;
+
+/// What the handlers need from the flags.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Operation mode.
+    pub mode: Mode,
+    /// Namespaced matching.
+    pub force_namespaced: bool,
+    /// `--MICNamespace`.
+    pub mic_namespace: String,
+    /// `--block-instance-metadata`.
+    pub block_instance_metadata: bool,
+    /// `--metadata-header-required`.
+    pub metadata_header_required: bool,
+    /// `--set-retry-after-header`.
+    pub retry_after_header: bool,
+    /// Attempts while `Created`.
+    pub retry_created: u32,
+    /// Further attempts for `Assigned`.
+    pub retry_assigned: u32,
+    /// Seconds per attempt.
+    pub retry_interval_secs: u64,
+    /// This node.
+    pub node: String,
+    /// Where proxied requests go.
+    pub imds_base: String,
+}
+
+/// The token server's state.
+pub struct Agent {
+    /// Watched state.
+    pub shared: Arc<Shared>,
+    /// Flags.
+    pub cfg: Config,
+    client: kube::Client,
+    tokens: PodTokenProvider,
+    http: HttpClient,
+    peer: Option<Arc<Mutex<PeerChecker>>>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A handler's failure: the reply plus the pod namespace for metrics.
+type Answer = (Reply, String, String);
+
+impl Agent {
+    /// Wire the server.
+    pub fn new(
+        shared: Arc<Shared>,
+        cfg: Config,
+        client: kube::Client,
+        tokens: PodTokenProvider,
+        http: HttpClient,
+        peer: Option<PeerChecker>,
+    ) -> Agent {
+        Agent {
+            shared,
+            cfg,
+            client,
+            tokens,
+            http,
+            peer: peer.map(|p| Arc::new(Mutex::new(p))),
+        }
+    }
+
+    /// The token provider (stats for metrics and benches).
+    pub fn tokens(&self) -> &PodTokenProvider {
+        &self.tokens
+    }
+
+    /// Handle one request from `peer`.
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Full<Bytes>> {
+        let started = Instant::now();
+        let r = route(req.uri().path(), self.cfg.block_instance_metadata);
+        let label = match &r {
+            Route::Token => "/metadata/identity/oauth2/token",
+            Route::HostToken => "/host/token",
+            Route::Proxy => "proxy",
+            Route::BlockedInstance => "/metadata/instance",
+            Route::InvalidTokenPath | Route::Redirect(_) => "invalid",
+        };
+        let (reply, ns, resource) = match r {
+            Route::Redirect(to) => (Reply::redirect(to), String::new(), String::new()),
+            Route::InvalidTokenPath => (Reply::invalid_request(), String::new(), String::new()),
+            Route::BlockedInstance => (Reply::instance_blocked(), String::new(), String::new()),
+            Route::Token => {
+                let q = parse_token_query(req.uri().query().unwrap_or(""));
+                self.token(req.headers(), peer.ip(), q).await
+            }
+            Route::HostToken => {
+                let q = parse_token_query(req.uri().query().unwrap_or(""));
+                self.host_token(req.headers(), peer.ip(), q).await
+            }
+            Route::Proxy => {
+                return self.proxy(req, started, label).await;
+            }
+        };
+        let status = reply.status;
+        self.shared.metrics.request(
+            label,
+            status,
+            &ns,
+            &resource,
+            started.elapsed().as_secs_f64(),
+        );
+        tracing::debug!(
+            "status ({status}) took {} ns for req.method={} reg.path={label} req.remote={}",
+            started.elapsed().as_nanos(),
+            "GET",
+            peer.ip()
+        );
+        to_response(reply)
+    }
+
+    async fn check_peer(&self, ip: IpAddr) -> Result<(), Reply> {
+        let Some(checker) = self.peer.clone() else {
+            return Ok(());
+        };
+        let ip = canonical(ip);
+        if ip.is_loopback() {
+            return Ok(());
+        }
+        let verdict = tokio::task::spawn_blocking(move || checker.lock().check(ip))
+            .await
+            .map_err(|e| Reply::error(500, format!("peer check failed: {e}")))?;
+        match verdict {
+            Ok(PeerVerdict::Verified { .. } | PeerVerdict::NotApplicable { .. }) => Ok(()),
+            Ok(PeerVerdict::Refused { reason }) => {
+                self.shared.metrics.spoof_refused.inc();
+                tracing::warn!(pod_ip = %ip, %reason, "request refused by the anti-spoofing check");
+                Err(Reply::error(
+                    403,
+                    format!("request from {ip} refused: {reason}"),
+                ))
+            }
+            Err(e) => {
+                self.shared.metrics.spoof_refused.inc();
+                tracing::warn!(pod_ip = %ip, error = %e, "anti-spoofing check failed; refusing");
+                Err(Reply::error(
+                    403,
+                    format!("request from {ip} refused: the source could not be verified: {e}"),
+                ))
+            }
+        }
+    }
+
+    async fn token(&self, headers: &HeaderMap, ip: IpAddr, q: TokenQuery) -> Answer {
+        let none = |r: Reply| (r, String::new(), String::new());
+        if self.cfg.metadata_header_required
+            && !metadata_header_ok(headers.get("metadata").map(|v| v.as_bytes()))
+        {
+            return none(Reply::metadata_header_missing());
+        }
+        if q.resource.is_empty() {
+            return none(Reply::error(400, "parameter resource cannot be empty"));
+        }
+        if let Err(r) = self.check_peer(ip).await {
+            return none(r);
+        }
+        let pod = match self.find_pod(ip).await {
+            Ok(p) => p,
+            Err(r) => return none(r),
+        };
+        let ns = pod.namespace.clone();
+        let resource = q.resource.clone();
+        let excepted = is_excepted(
+            &pod.labels,
+            self.shared.exceptions_in(&pod.namespace).iter(),
+        ) || is_controller_pod(
+            &pod.namespace,
+            pod.replicaset.as_deref(),
+            &self.cfg.mic_namespace,
+        );
+        let reply = if excepted {
+            self.exception_token(&pod, &q).await
+        } else {
+            match self.select(&pod, &q.wanted, true).await {
+                Err(r) => r,
+                Ok(id) => match self.fetch(&id, &pod, &q.resource).await {
+                    Err(r) => r,
+                    Ok(tokens) => {
+                        let now = now_secs();
+                        let bodies: Vec<TokenBody> = tokens.iter().map(|t| body(t, now)).collect();
+                        token_reply(&bodies)
+                    }
+                },
+            }
+        };
+        // Checked again before answering: a spoofer must hold the victim's address for the whole exchange.
+        if reply.status == 200
+            && let Err(r) = self.check_peer(ip).await
+        {
+            return (r, ns, resource);
+        }
+        (reply, ns, resource)
+    }
+
+    async fn exception_token(&self, pod: &PodEntry, q: &TokenQuery) -> Reply {
+        let spec = match &q.wanted {
+            Wanted::Any => TokenSpec::Imds {
+                client_id: None,
+                resource_id: None,
+            },
+            Wanted::ClientId(c) => TokenSpec::Imds {
+                client_id: Some(c.clone()),
+                resource_id: None,
+            },
+            Wanted::ResourceId(r) => TokenSpec::Imds {
+                client_id: None,
+                resource_id: Some(r.clone()),
+            },
+            Wanted::ObjectId(_) => {
+                return Reply::error(
+                    400,
+                    "object_id is not supported by the node agent: ask by client_id or mi_res_id",
+                );
+            }
+        };
+        match self.get_tokens(&spec, &q.resource, pod).await {
+            Ok(tokens) => {
+                let now = now_secs();
+                let bodies: Vec<TokenBody> = tokens.iter().map(|t| body(t, now)).collect();
+                token_reply(&bodies)
+            }
+            Err(e) => Reply::error(
+                403,
+                format!("failed to get service principal token, error: {e}"),
+            ),
+        }
+    }
+
+    /// The pod owning `ip`: the index, then one live lookup.
+    async fn find_pod(&self, ip: IpAddr) -> Result<Arc<PodEntry>, Reply> {
+        let ip = canonical(ip);
+        let first = self.shared.pods.read().lookup(ip);
+        match first {
+            Lookup::Found(p) => return Ok(p),
+            Lookup::Ambiguous(v) => return Err(ambiguous(ip, &v)),
+            Lookup::Missing => {}
+        }
+        let api: Api<Pod> = Api::all(self.client.clone());
+        let lp = ListParams::default().fields(&format!(
+            "spec.nodeName={},status.podIP={ip}",
+            self.cfg.node
+        ));
+        match tokio::time::timeout(LIVE_LOOKUP_TIMEOUT, api.list(&lp)).await {
+            Ok(Ok(list)) => {
+                let found: Vec<PodEntry> = list.items.iter().map(pod_entry).collect();
+                if !found.is_empty() {
+                    self.shared.apply_pods(found);
+                }
+            }
+            Ok(Err(e)) => {
+                self.shared.metrics.kube_error("get_pod_list");
+                tracing::warn!(pod_ip = %ip, error = %e, "live pod lookup failed");
+                return Err(Reply::error(
+                    500,
+                    format!(
+                        "pod list is empty: no pod with IP {ip} in the cache and the API lookup failed: {e}"
+                    ),
+                ));
+            }
+            Err(_) => {
+                self.shared.metrics.kube_error("get_pod_list");
+                return Err(Reply::error(
+                    500,
+                    format!(
+                        "pod list is empty: no pod with IP {ip} in the cache and the API lookup timed out"
+                    ),
+                ));
+            }
+        }
+        match self.shared.pods.read().lookup(ip) {
+            Lookup::Found(p) => Ok(p),
+            Lookup::Ambiguous(v) => Err(ambiguous(ip, &v)),
+            Lookup::Missing => Err(Reply::error(
+                500,
+                format!(
+                    "pod list is empty: no Pending or Running pod on node {} has IP {ip}",
+                    self.cfg.node
+                ),
+            )),
+        }
+    }
+
+    /// The identity for a pod's request (mode rules; standard mode waits for the controller within budget).
+    async fn select(
+        &self,
+        pod: &PodEntry,
+        wanted: &Wanted,
+        retry_after: bool,
+    ) -> Result<IdentityView, Reply> {
+        let ra = retry_after && self.cfg.retry_after_header;
+        if let Wanted::ObjectId(_) = wanted {
+            return Err(Reply::error(
+                400,
+                "object_id is not supported by the node agent: ask by client_id or mi_res_id",
+            ));
+        }
+        let label = pod.labels.get(POD_LABEL_KEY).map(String::as_str);
+        let (ns, name) = (pod.namespace.as_str(), pod.name.as_str());
+        match self.cfg.mode {
+            Mode::Managed | Mode::Federated => {
+                let namespaced = self.cfg.mode == Mode::Managed || self.cfg.force_namespaced;
+                let bindings = self.shared.binding_list();
+                let ids = bound_identities(
+                    ns,
+                    label,
+                    &bindings,
+                    &self.shared.identities.read(),
+                    namespaced,
+                );
+                choose(&ids, wanted, ns, name, namespaced)
+                    .map_err(|m| Reply::identity_not_found(m, ra))
+            }
+            Mode::Standard => {
+                let interval = Duration::from_secs(self.cfg.retry_interval_secs);
+                let start = Instant::now();
+                let created_deadline = start + interval * self.cfg.retry_created;
+                let total_deadline =
+                    start + interval * (self.cfg.retry_created + self.cfg.retry_assigned);
+                let mut rx = self.shared.subscribe();
+                loop {
+                    rx.borrow_and_update();
+                    let aais = self.shared.assigned_for(ns, name);
+                    let bindings = if aais.is_empty() {
+                        self.shared.binding_list()
+                    } else {
+                        Vec::new()
+                    };
+                    if let Some(msg) = standard_fast_refusal(
+                        ns,
+                        name,
+                        label,
+                        &bindings,
+                        !aais.is_empty(),
+                        self.cfg.force_namespaced,
+                    ) {
+                        return Err(Reply::error(404, msg));
+                    }
+                    match eval_assigned(&aais, wanted) {
+                        AssignedEval::Ready(list) => {
+                            return choose(&list, wanted, ns, name, self.cfg.force_namespaced)
+                                .map_err(|m| Reply::identity_not_found(m, ra));
+                        }
+                        AssignedEval::Pending { created } => {
+                            let now = Instant::now();
+                            let attempts = self.cfg.retry_created + self.cfg.retry_assigned;
+                            if now >= total_deadline {
+                                return Err(Reply::identity_not_found(
+                                    assigned_timeout_message(
+                                        ns,
+                                        name,
+                                        attempts,
+                                        self.cfg.retry_interval_secs,
+                                        wanted,
+                                    ),
+                                    ra,
+                                ));
+                            }
+                            if !created && now >= created_deadline {
+                                return Err(Reply::identity_not_found(
+                                    created_timeout_message(
+                                        ns,
+                                        name,
+                                        self.cfg.retry_created,
+                                        self.cfg.retry_interval_secs,
+                                        wanted,
+                                    ),
+                                    ra,
+                                ));
+                            }
+                            let next = if created {
+                                total_deadline
+                            } else {
+                                created_deadline.min(total_deadline)
+                            };
+                            tokio::select! {
+                                r = rx.changed() => if r.is_err() { return Err(Reply::error(500, "agent shutting down")); },
+                                _ = tokio::time::sleep_until(next.into()) => {}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn fetch(
+        &self,
+        id: &IdentityView,
+        pod: &PodEntry,
+        resource: &str,
+    ) -> Result<Vec<PodToken>, Reply> {
+        let spec = if self.cfg.mode == Mode::Federated {
+            TokenSpec::Federated {
+                tenant_id: id.tenant_id.clone(),
+                client_id: id.client_id.clone(),
+                namespace: pod.namespace.clone(),
+                service_account: pod.service_account.clone(),
+            }
+        } else {
+            match id.id_type {
+                0 => TokenSpec::Imds {
+                    client_id: Some(id.client_id.clone()),
+                    resource_id: None,
+                },
+                1 | 2 => {
+                    let Some((sns, sname)) = id.secret_ref.clone() else {
+                        return Err(Reply::error(
+                            503,
+                            format!(
+                                "identity {}/{} has no clientPassword secret reference",
+                                id.namespace, id.name
+                            ),
+                        ));
+                    };
+                    TokenSpec::ServicePrincipal {
+                        identity_key: format!("{}/{}/{}", id.namespace, id.name, id.version_key),
+                        tenant_id: id.tenant_id.clone(),
+                        client_id: id.client_id.clone(),
+                        aux_tenant_ids: id.aux_tenant_ids.clone(),
+                        secret: if id.id_type == 1 {
+                            SpSecret::ClientSecret {
+                                namespace: sns,
+                                name: sname,
+                            }
+                        } else {
+                            SpSecret::Certificate {
+                                namespace: sns,
+                                name: sname,
+                            }
+                        },
+                    }
+                }
+                t => {
+                    return Err(Reply::error(
+                        503,
+                        format!("identity type {t} is not supported"),
+                    ));
+                }
+            }
+        };
+        self.get_tokens(&spec, resource, pod)
+            .await
+            .map_err(|e| Reply::error(e.http_status(), e.to_string()))
+    }
+
+    /// Tokens for an authorised spec (cache, coalescing and refresh in the provider), timed for the upstream
+    /// `imds_operations_*` metrics.
+    async fn get_tokens(
+        &self,
+        spec: &TokenSpec,
+        resource: &str,
+        pod: &PodEntry,
+    ) -> Result<Vec<PodToken>, PodTokenError> {
+        let op = match spec {
+            TokenSpec::Imds {
+                client_id: None,
+                resource_id: None,
+            } => "adal_token_msi",
+            TokenSpec::Imds { .. } => "adal_token_msi_userassignedid",
+            _ => "adal_token",
+        };
+        let material: Arc<dyn Material> = Arc::new(PodMaterial {
+            client: self.client.clone(),
+            shared: self.shared.clone(),
+            pod: pod.clone(),
+        });
+        let started = Instant::now();
+        let r = self.tokens.get(spec, resource, material).await;
+        self.shared
+            .metrics
+            .token_call(op, started.elapsed().as_secs_f64(), r.is_err());
+        r
+    }
+
+    async fn host_token(&self, headers: &HeaderMap, ip: IpAddr, q: TokenQuery) -> Answer {
+        let none = |r: Reply| (r, String::new(), String::new());
+        let h = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        let (podns, podname) = (h("podns"), h("podname"));
+        if podns.is_empty() || podname.is_empty() {
+            return none(Reply::error(
+                400,
+                "missing 'podname' and 'podns' from request header",
+            ));
+        }
+        if canonical(ip) != IpAddr::V4(Ipv4Addr::LOCALHOST) {
+            return none(Reply::error(
+                500,
+                "request remote address is not from a host",
+            ));
+        }
+        if q.resource.is_empty() {
+            return none(Reply::error(400, "parameter resource cannot be empty"));
+        }
+        let pod = match self.pod_by_name(&podns, &podname).await {
+            Ok(p) => p,
+            Err(r) => return none(r),
+        };
+        let resource = q.resource.clone();
+        let id = match self.select(&pod, &q.wanted, false).await {
+            Ok(id) => id,
+            Err(r) => return (Reply::error(404, r.body.trim_end()), podns, resource),
+        };
+        let reply = match self.fetch(&id, &pod, &q.resource).await {
+            Ok(tokens) => match tokens.first() {
+                Some(t) => host_token_reply(&body(t, now_secs()), &id.client_id),
+                None => Reply::error(503, "no token"),
+            },
+            Err(r) => r,
+        };
+        (reply, podns, resource)
+    }
+
+    async fn pod_by_name(&self, ns: &str, name: &str) -> Result<Arc<PodEntry>, Reply> {
+        if let Some(p) = self.shared.pods.read().get(ns, name) {
+            return Ok(p);
+        }
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        match tokio::time::timeout(LIVE_LOOKUP_TIMEOUT, api.get_opt(name)).await {
+            Ok(Ok(Some(p))) => Ok(Arc::new(pod_entry(&p))),
+            Ok(Ok(None)) => Err(Reply::error(404, format!("pod {ns}/{name} not found"))),
+            Ok(Err(e)) => {
+                self.shared.metrics.kube_error("get_pod_list");
+                Err(Reply::error(
+                    500,
+                    format!("failed to get pod {ns}/{name}: {e}"),
+                ))
+            }
+            Err(_) => Err(Reply::error(
+                500,
+                format!("failed to get pod {ns}/{name}: timed out"),
+            )),
+        }
+    }
+
+    async fn proxy(
+        &self,
+        req: Request<Incoming>,
+        started: Instant,
+        label: &str,
+    ) -> Response<Full<Bytes>> {
+        if self.cfg.metadata_header_required
+            && !metadata_header_ok(req.headers().get("metadata").map(|v| v.as_bytes()))
+        {
+            let r = Reply::metadata_header_missing();
+            self.shared
+                .metrics
+                .request(label, r.status, "", "", started.elapsed().as_secs_f64());
+            return to_response(r);
+        }
+        let method = req.method().clone();
+        let pq = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        let url = format!("{}{pq}", self.cfg.imds_base);
+        let mut headers: Vec<(String, String)> = Vec::new();
+        for (k, v) in req.headers() {
+            let n = k.as_str();
+            if matches!(
+                n,
+                "host"
+                    | "connection"
+                    | "keep-alive"
+                    | "transfer-encoding"
+                    | "te"
+                    | "upgrade"
+                    | "proxy-connection"
+                    | "content-length"
+                    | "user-agent"
+            ) {
+                continue;
+            }
+            if let Ok(v) = v.to_str() {
+                headers.push((n.to_string(), v.to_string()));
+            }
+        }
+        let body = match Limited::new(req.into_body(), MAX_PROXY_BODY_BYTES)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                return to_response(Reply::error(
+                    500,
+                    format!("failed to read the request body: {e}"),
+                ));
+            }
+        };
+        let hdrs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let resp = self.http.send(method, &url, &hdrs, body).await;
+        match resp {
+            Ok(r) => {
+                let mut b = Response::builder().status(r.status);
+                for (k, v) in &r.headers {
+                    if !matches!(
+                        k.as_str(),
+                        "connection" | "transfer-encoding" | "content-length" | "keep-alive"
+                    ) {
+                        b = b.header(k, v);
+                    }
+                }
+                let status = r.status;
+                self.shared
+                    .metrics
+                    .request(label, status, "", "", started.elapsed().as_secs_f64());
+                b.body(Full::new(r.body))
+                    .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+            }
+            Err(e) => {
+                let r = Reply::error(500, e.to_string());
+                self.shared
+                    .metrics
+                    .request(label, 500, "", "", started.elapsed().as_secs_f64());
+                to_response(r)
+            }
+        }
+    }
+}
+
+fn ambiguous(ip: IpAddr, pods: &[String]) -> Reply {
+    Reply::error(
+        500,
+        format!(
+            "failed to match pod IP {ip} with [{}]: several pods claim it",
+            pods.join(" ")
+        ),
+    )
+}
+
+fn body(t: &PodToken, now: u64) -> TokenBody {
+    TokenBody::new(
+        &t.access_token,
+        t.expires_on,
+        t.not_before,
+        &t.resource,
+        &t.token_type,
+        &t.client_id,
+        now,
+    )
+}
+
+/// A [`Reply`] as an HTTP response.
+#[must_use]
+pub fn to_response(r: Reply) -> Response<Full<Bytes>> {
+    let mut b = Response::builder()
+        .status(r.status)
+        .header("content-type", r.kind.content_type());
+    if r.kind == podid_core::nmi::reply::BodyKind::Plain {
+        b = b.header("x-content-type-options", "nosniff");
+    }
+    if let Some(s) = r.retry_after {
+        b = b.header("retry-after", s.to_string());
+    }
+    if let Some(l) = &r.location {
+        b = b.header("location", l.as_str());
+    }
+    b.body(Full::new(Bytes::from(r.body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+/// Secrets and service-account tokens for one request, loaded only on a cache miss.
+struct PodMaterial {
+    client: kube::Client,
+    shared: Arc<Shared>,
+    pod: PodEntry,
+}
+
+impl Material for PodMaterial {
+    fn secret<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<std::collections::BTreeMap<String, Vec<u8>>, String>> {
+        Box::pin(async move {
+            let api: Api<k8s_openapi::api::core::v1::Secret> =
+                Api::namespaced(self.client.clone(), ns);
+            match api.get(name).await {
+                Ok(s) => Ok(s
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.0))
+                    .collect()),
+                Err(e) => {
+                    self.shared.metrics.kube_error("get_secret");
+                    Err(format!("failed to get secret {ns}/{name}: {e}"))
+                }
+            }
+        })
+    }
+
+    fn service_account_token<'a>(
+        &'a self,
+        namespace: &'a str,
+        service_account: &'a str,
+        audience: &'a str,
+    ) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            use k8s_openapi::api::authentication::v1::{
+                BoundObjectReference, TokenRequest, TokenRequestSpec,
+            };
+            let api: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+                Api::namespaced(self.client.clone(), namespace);
+            // Bound to the calling pod: the token dies with it.
+            let tr = TokenRequest {
+                spec: TokenRequestSpec {
+                    audiences: vec![audience.to_string()],
+                    expiration_seconds: Some(SA_TOKEN_SECONDS),
+                    bound_object_ref: Some(BoundObjectReference {
+                        api_version: Some("v1".into()),
+                        kind: Some("Pod".into()),
+                        name: Some(self.pod.name.clone()),
+                        uid: Some(self.pod.uid.clone()),
+                    }),
+                },
+                ..Default::default()
+            };
+            match api
+                .create_token_request(service_account, &Default::default(), &tr)
+                .await
+            {
+                Ok(r) => r
+                    .status
+                    .map(|s| s.token)
+                    .ok_or_else(|| "TokenRequest returned no token".to_string()),
+                Err(e) => {
+                    self.shared.metrics.kube_error("create_token");
+                    Err(format!(
+                        "failed to request a token for service account {namespace}/{service_account}: {e}"
+                    ))
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,433 @@
+//! What the agent knows, fed by watches: this node's pods by IP, the node's AzureAssignedIdentities by pod,
+//! bindings, identities (managed and federated modes) and exceptions. Memory follows the node (pods and AAIs are
+//! watched with node selectors) plus the identity objects, never the cluster's pod count.
+//!
+//! Every change bumps a generation number on a `tokio::sync::watch` channel: a token request waiting for its
+//! identity to become `Assigned` wakes on the event instead of polling every 5 s.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, ResourceExt};
+use parking_lot::RwLock;
+use podid_core::nmi::pods::{PodEntry, PodIndex};
+use podid_core::nmi::select::{AssignedState, AssignedView, BindingView, IdentityView};
+use podid_k8s::{
+    AzureAssignedIdentity, AzureIdentity, AzureIdentityBinding, AzurePodIdentityException,
+    NODENAME_LABEL,
+};
+
+use crate::args::Mode;
+use crate::metrics::Metrics;
+
+type NsName = (String, String);
+
+/// Which watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// This node's pods.
+    Pods = 0,
+    /// AzureAssignedIdentities (standard mode).
+    Assigned = 1,
+    /// AzureIdentityBindings.
+    Bindings = 2,
+    /// AzureIdentities (managed and federated modes).
+    Identities = 3,
+    /// AzurePodIdentityExceptions.
+    Exceptions = 4,
+}
+
+/// The agent's shared state.
+pub struct Shared {
+    /// This node's pods.
+    pub pods: RwLock<PodIndex>,
+    /// AAIs by (pod namespace, pod name): (AAI namespace/name, view).
+    assigned: RwLock<HashMap<NsName, Vec<(NsName, AssignedView)>>>,
+    aai_pod: RwLock<HashMap<NsName, NsName>>,
+    /// Bindings by namespace/name.
+    pub bindings: RwLock<HashMap<NsName, BindingView>>,
+    /// Identities by namespace/name.
+    pub identities: RwLock<BTreeMap<NsName, IdentityView>>,
+    /// Exceptions: namespace/name -> pod labels.
+    exceptions: RwLock<HashMap<NsName, BTreeMap<String, String>>>,
+    changes: tokio::sync::watch::Sender<u64>,
+    needed: [bool; 5],
+    synced: [AtomicBool; 5],
+    /// The redirect is in place (or not managed): `/healthz` says `Active`.
+    pub initialized: AtomicBool,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+impl Shared {
+    /// State for a mode (which watches readiness waits for).
+    #[must_use]
+    pub fn new(mode: Mode) -> Shared {
+        let standard = mode == Mode::Standard;
+        Shared {
+            pods: RwLock::default(),
+            assigned: RwLock::default(),
+            aai_pod: RwLock::default(),
+            bindings: RwLock::default(),
+            identities: RwLock::default(),
+            exceptions: RwLock::default(),
+            changes: tokio::sync::watch::channel(0).0,
+            needed: [true, standard, true, !standard, true],
+            synced: Default::default(),
+            initialized: AtomicBool::new(false),
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// Every needed watch delivered its first list.
+    pub fn synced(&self) -> bool {
+        self.needed
+            .iter()
+            .zip(&self.synced)
+            .all(|(n, s)| !n || s.load(Ordering::Acquire))
+    }
+
+    fn set_synced(&self, k: Kind) {
+        self.synced[k as usize].store(true, Ordering::Release);
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    /// Subscribe to change notifications.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// The AAIs of a pod.
+    pub fn assigned_for(&self, ns: &str, pod: &str) -> Vec<AssignedView> {
+        self.assigned
+            .read()
+            .get(&(ns.to_string(), pod.to_string()))
+            .map(|v| v.iter().map(|(_, a)| a.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Bindings as a list.
+    pub fn binding_list(&self) -> Vec<BindingView> {
+        self.bindings.read().values().cloned().collect()
+    }
+
+    /// Exceptions of a namespace (their pod labels).
+    pub fn exceptions_in(&self, ns: &str) -> Vec<BTreeMap<String, String>> {
+        self.exceptions
+            .read()
+            .iter()
+            .filter(|((n, _), _)| n == ns)
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+
+    /// Adds pods found by a live lookup.
+    pub fn apply_pods(&self, pods: Vec<PodEntry>) {
+        let mut ix = self.pods.write();
+        for p in pods {
+            ix.apply(p);
+        }
+        drop(ix);
+        self.changed();
+    }
+
+    fn apply_aai(&self, key: NsName, pod: NsName, view: AssignedView) {
+        self.remove_aai(&key);
+        self.aai_pod.write().insert(key.clone(), pod.clone());
+        self.assigned
+            .write()
+            .entry(pod)
+            .or_default()
+            .push((key, view));
+    }
+
+    fn remove_aai(&self, key: &NsName) {
+        let Some(pod) = self.aai_pod.write().remove(key) else {
+            return;
+        };
+        let mut a = self.assigned.write();
+        if let Some(list) = a.get_mut(&pod) {
+            list.retain(|(k, _)| k != key);
+            if list.is_empty() {
+                a.remove(&pod);
+            }
+        }
+    }
+}
+
+fn key<K: ResourceExt>(o: &K) -> NsName {
+    (o.namespace().unwrap_or_default(), o.name_any())
+}
+
+/// A pod as the agent keeps it.
+#[must_use]
+pub fn pod_entry(p: &Pod) -> PodEntry {
+    let spec = p.spec.as_ref();
+    let status = p.status.as_ref();
+    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("");
+    let mut ips: Vec<IpAddr> = Vec::new();
+    if let Some(s) = status {
+        for ip in s.pod_ips.iter().flatten() {
+            if let Ok(a) = ip.ip.parse() {
+                ips.push(a);
+            }
+        }
+        if let Some(a) = s.pod_ip.as_deref().and_then(|i| i.parse().ok()) {
+            ips.push(a);
+        }
+    }
+    PodEntry {
+        namespace: p.namespace().unwrap_or_default(),
+        name: p.name_any(),
+        uid: p.metadata.uid.clone().unwrap_or_default(),
+        labels: p.labels().clone(),
+        service_account: spec
+            .and_then(|s| s.service_account_name.clone())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "default".into()),
+        replicaset: p
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.kind == "ReplicaSet")
+            .map(|o| o.name.clone()),
+        active: phase == "Pending" || phase == "Running",
+        host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
+        ips,
+    }
+}
+
+/// An identity as the agent keeps it.
+#[must_use]
+pub fn identity_view(i: &AzureIdentity) -> IdentityView {
+    IdentityView {
+        namespace: i.namespace().unwrap_or_default(),
+        name: i.name_any(),
+        version_key: format!(
+            "{}/{}",
+            i.metadata.uid.as_deref().unwrap_or(""),
+            i.metadata.resource_version.as_deref().unwrap_or("")
+        ),
+        id_type: i.spec.type_.as_i64(),
+        client_id: i.spec.client_id.clone(),
+        resource_id: i.spec.resource_id.clone(),
+        tenant_id: i.spec.tenant_id.clone(),
+        aux_tenant_ids: i.spec.auxiliary_tenant_ids.clone(),
+        secret_ref: i.spec.client_password.as_ref().map(|r| {
+            (
+                r.namespace.clone().unwrap_or_default(),
+                r.name.clone().unwrap_or_default(),
+            )
+        }),
+        namespaced: podid_k8s::is_namespaced_identity(i),
+    }
+}
+
+fn binding_view(b: &AzureIdentityBinding) -> BindingView {
+    BindingView {
+        namespace: b.namespace().unwrap_or_default(),
+        name: b.name_any(),
+        identity: b.spec.azure_identity.clone(),
+        selector: b.spec.selector.clone(),
+    }
+}
+
+fn aai_view(a: &AzureAssignedIdentity) -> Option<(NsName, NsName, AssignedView)> {
+    let id = a.spec.azure_identity_ref.as_ref()?;
+    let state = match a.status.as_ref().map(|s| s.status.as_str()).unwrap_or("") {
+        "" => AssignedState::Legacy,
+        "Created" => AssignedState::Created,
+        "Assigned" => AssignedState::Assigned,
+        _ => AssignedState::Other,
+    };
+    Some((
+        key(a),
+        (a.spec.pod_namespace.clone(), a.spec.pod.clone()),
+        AssignedView {
+            identity: identity_view(id),
+            state,
+        },
+    ))
+}
+
+/// A watch event as the pumps hand it to their handler.
+pub enum Ev<K> {
+    /// Added or modified.
+    Apply(K),
+    /// Deleted.
+    Delete(K),
+    /// A complete relist.
+    Reset(Vec<K>),
+}
+
+/// Start the watches the mode needs. They run until the returned handles are aborted.
+pub fn spawn_watches(
+    client: kube::Client,
+    shared: Arc<Shared>,
+    node: &str,
+    mode: Mode,
+    scale_features: bool,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let s = shared.clone();
+    let api: Api<Pod> = Api::all(client.clone());
+    let wc = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
+    tasks.push(tokio::spawn(pump(
+        api,
+        wc,
+        shared.clone(),
+        Kind::Pods,
+        |p: Pod| pod_entry(&p),
+        move |ev| {
+            let mut ix = s.pods.write();
+            match ev {
+                Ev::Apply(p) => ix.apply(p),
+                Ev::Delete(p) => ix.delete(&p.namespace, &p.name),
+                Ev::Reset(ps) => ix.reset(ps),
+            }
+        },
+    )));
+    if mode == Mode::Standard {
+        let s = shared.clone();
+        let api: Api<AzureAssignedIdentity> = Api::all(client.clone());
+        let mut wc = watcher::Config::default();
+        if scale_features {
+            wc = wc.labels(&format!("{NODENAME_LABEL}={node}"));
+        }
+        tasks.push(tokio::spawn(pump(
+            api,
+            wc,
+            shared.clone(),
+            Kind::Assigned,
+            |a: AzureAssignedIdentity| (key(&a), aai_view(&a)),
+            move |ev| match ev {
+                Ev::Apply((k, Some((_, pod, v)))) => s.apply_aai(k, pod, v),
+                Ev::Apply((k, None)) | Ev::Delete((k, _)) => s.remove_aai(&k),
+                Ev::Reset(all) => {
+                    s.assigned.write().clear();
+                    s.aai_pod.write().clear();
+                    for (k, v) in all {
+                        if let Some((_, pod, v)) = v {
+                            s.apply_aai(k, pod, v);
+                        }
+                    }
+                }
+            },
+        )));
+    }
+    let s = shared.clone();
+    let api: Api<AzureIdentityBinding> = Api::all(client.clone());
+    tasks.push(tokio::spawn(pump(
+        api,
+        watcher::Config::default(),
+        shared.clone(),
+        Kind::Bindings,
+        |b: AzureIdentityBinding| (key(&b), binding_view(&b)),
+        move |ev| {
+            let mut m = s.bindings.write();
+            match ev {
+                Ev::Apply((k, b)) => {
+                    m.insert(k, b);
+                }
+                Ev::Delete((k, _)) => {
+                    m.remove(&k);
+                }
+                Ev::Reset(all) => *m = all.into_iter().collect(),
+            }
+        },
+    )));
+    if mode != Mode::Standard {
+        let s = shared.clone();
+        let api: Api<AzureIdentity> = Api::all(client.clone());
+        tasks.push(tokio::spawn(pump(
+            api,
+            watcher::Config::default(),
+            shared.clone(),
+            Kind::Identities,
+            |i: AzureIdentity| (key(&i), identity_view(&i)),
+            move |ev| {
+                let mut m = s.identities.write();
+                match ev {
+                    Ev::Apply((k, i)) => {
+                        m.insert(k, i);
+                    }
+                    Ev::Delete((k, _)) => {
+                        m.remove(&k);
+                    }
+                    Ev::Reset(all) => *m = all.into_iter().collect(),
+                }
+            },
+        )));
+    }
+    let s = shared.clone();
+    let api: Api<AzurePodIdentityException> = Api::all(client);
+    tasks.push(tokio::spawn(pump(
+        api,
+        watcher::Config::default(),
+        shared,
+        Kind::Exceptions,
+        |e: AzurePodIdentityException| (key(&e), e.spec.pod_labels.clone()),
+        move |ev| {
+            let mut m = s.exceptions.write();
+            match ev {
+                Ev::Apply((k, l)) => {
+                    m.insert(k, l);
+                }
+                Ev::Delete((k, _)) => {
+                    m.remove(&k);
+                }
+                Ev::Reset(all) => *m = all.into_iter().collect(),
+            }
+        },
+    )));
+    tasks
+}
+
+async fn pump<K, T, G, F>(
+    api: Api<K>,
+    wc: watcher::Config,
+    shared: Arc<Shared>,
+    kind: Kind,
+    trim: G,
+    mut handle: F,
+) where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    K::DynamicType: Default,
+    G: Fn(K) -> T + Send,
+    T: Send,
+    F: FnMut(Ev<T>) + Send,
+{
+    let stream = watcher::watcher(api, wc).default_backoff();
+    futures::pin_mut!(stream);
+    let mut buf: Vec<T> = Vec::new();
+    while let Some(ev) = stream.next().await {
+        match ev {
+            Ok(Event::Init) => buf.clear(),
+            Ok(Event::InitApply(o)) => buf.push(trim(o)),
+            Ok(Event::InitDone) => {
+                handle(Ev::Reset(std::mem::take(&mut buf)));
+                shared.set_synced(kind);
+                shared.changed();
+            }
+            Ok(Event::Apply(o)) => {
+                handle(Ev::Apply(trim(o)));
+                shared.changed();
+            }
+            Ok(Event::Delete(o)) => {
+                handle(Ev::Delete(trim(o)));
+                shared.changed();
+            }
+            Err(e) => tracing::warn!(watch = ?kind, error = %e, "watch error; retrying"),
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! podid's shared process runtime, used by every long-running component (controller, agent):
+//! - [`flags`]: Go-style flags and durations, so upstream manifests work unchanged;
+//! - [`metrics`]: Prometheus text primitives with upstream's naming (no `_total` suffix);
+//! - [`admin`]: the probe/metrics HTTP server (no debug endpoints).
+
+pub mod admin;
+pub mod flags;
+pub mod metrics;

@@ -1,0 +1,841 @@
+//! `podid agent` through its real interface: the binary as a child process, kube-sim and azure-sim in this
+//! process, requests over loopback HTTP. Pods get 127.20.0.0/24 addresses (the node's podCIDR), and each request
+//! is sent *from* the calling pod's address (a socket bound to it), so the agent's pod-by-IP lookup works
+//! exactly as on a node, without network namespaces. The wire contract is upstream NMI's (reference Appendix B).
+
+#[path = "../controller/harness.rs"]
+mod harness;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use harness::*;
+use k8s_openapi::api::core::v1::{Node, Pod, Secret};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use podid_k8s::{
+    AzureAssignedIdentity, AzureIdentity, AzureIdentityBinding, AzurePodIdentityException,
+};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+const NODE: &str = "pool1-vmss000000";
+const CIDR: &str = "127.20.0.0/24";
+
+/// A running agent.
+struct AgentProc {
+    child: tokio::process::Child,
+    addr: SocketAddr,
+    probe: String,
+    metrics: String,
+    log: PathBuf,
+}
+
+impl AgentProc {
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    async fn terminate(&mut self) -> Option<i32> {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .and_then(|s| s.code())
+    }
+}
+
+/// The test world: the controller's world with id-a, id-b and id-c assigned to pool1-vmss (so the node's IMDS
+/// answers for them) and an app with a secret for a service-principal identity.
+fn agent_world() -> Value {
+    let mut w = world();
+    let ids = w["virtualMachineScaleSets"][0]["identity"]["userAssignedIdentities"]
+        .as_array_mut()
+        .expect("ids");
+    for n in ["id-a", "id-b", "id-c"] {
+        ids.push(json!(n));
+    }
+    w
+}
+
+async fn start_env() -> Env {
+    let env = Env::start(agent_world()).await;
+    let nodes: Api<Node> = Api::all(env.client.clone());
+    nodes
+        .patch(
+            NODE,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"podCIDR": CIDR, "podCIDRs": [CIDR]}})),
+        )
+        .await
+        .expect("podCIDR");
+    env
+}
+
+async fn start_agent(env: &Env, extra: &[&str]) -> AgentProc {
+    let e = env.azure.endpoints();
+    let imds = e.imds.get(NODE).expect("node IMDS").clone();
+    let ca = e.ca_file.clone().expect("ca file");
+    let log = env
+        .dir
+        .path()
+        .join(format!("agent-{}.log", std::process::id() ^ rand_suffix()));
+    let logf = std::fs::File::create(&log).expect("log file");
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_podid"));
+    cmd.arg("agent")
+        .arg(format!("--kubeconfig={}", env.kubeconfig.display()))
+        .args([
+            "--node",
+            NODE,
+            "--nmi-port",
+            "0",
+            "--http-probe-port",
+            "0",
+            "--prometheus-port",
+            "0",
+        ])
+        .args([
+            "--admin-bind-address",
+            "127.0.0.1",
+            "--iptables",
+            "off",
+            "--cleanup-delay-sec",
+            "0",
+        ])
+        .arg(format!("--imds-endpoint={imds}"))
+        .arg(format!("--azure-ca-file={ca}"))
+        .args(extra)
+        .env(
+            "AZURE_ENVIRONMENT_FILEPATH",
+            env.dir.path().join("azurestack.json"),
+        )
+        .env("PODID_LOG", "info,podid_agent=debug")
+        .env_remove("FORCENAMESPACED")
+        .env_remove("NODE_NAME")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(logf))
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("spawn podid agent");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let read = |log: &PathBuf| std::fs::read_to_string(log).unwrap_or_default();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("agent did not start: {}", read(&log)))
+        .expect("read")
+        .unwrap_or_else(|| panic!("agent exited: {}", read(&log)));
+    // "podid agent: serving http://ADDR probe http://ADDR/healthz metrics http://ADDR/metrics"
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let addr: SocketAddr = words[3]
+        .trim_start_matches("http://")
+        .parse()
+        .expect("agent addr");
+    let probe = words[5].to_string();
+    let metrics = words[7].to_string();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let a = AgentProc {
+        child,
+        addr,
+        probe,
+        metrics,
+        log,
+    };
+    // Ready once its watches have synced.
+    let ready = a.probe.replace("/healthz", "/readyz");
+    eventually("agent ready", WAIT, || {
+        let ready = ready.clone();
+        async move { (http("GET", &ready, None).await.0 == 200).then_some(()) }
+    })
+    .await;
+    a
+}
+
+fn rand_suffix() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A raw HTTP/1.1 exchange from `src` (the calling pod's address) to the agent.
+async fn raw_from(src: IpAddr, to: SocketAddr, request: &str) -> (u16, String, String) {
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.bind(SocketAddr::new(src, 0))
+        .expect("bind source address");
+    let mut s = sock.connect(to).await.expect("connect");
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut out))
+        .await
+        .expect("response in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+async fn get_from(
+    src: IpAddr,
+    to: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    raw_from(src, to, &req).await
+}
+
+const META: &[(&str, &str)] = &[("Metadata", "true")];
+const VAULT: &str = "https%3A%2F%2Fvault.azure.net";
+
+fn token_path(q: &str) -> String {
+    format!("/metadata/identity/oauth2/token?api-version=2018-02-01&resource={VAULT}{q}")
+}
+
+async fn create_identity(env: &Env, ns: &str, name: &str, spec: Value) -> AzureIdentity {
+    let api: Api<AzureIdentity> = Api::namespaced(env.client.clone(), ns);
+    let o: AzureIdentity = serde_json::from_value(json!({
+        "apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentity",
+        "metadata": {"name": name, "namespace": ns}, "spec": spec}))
+    .expect("identity");
+    api.create(&PostParams::default(), &o)
+        .await
+        .expect("create identity")
+}
+
+fn msi_spec(name: &str) -> Value {
+    json!({"type": 0, "resourceID": uami_id(IDS, name), "clientID": client_id(name)})
+}
+
+async fn create_binding(env: &Env, ns: &str, name: &str, identity: &str, selector: &str) {
+    let api: Api<AzureIdentityBinding> = Api::namespaced(env.client.clone(), ns);
+    let o: AzureIdentityBinding = serde_json::from_value(json!({
+        "apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentityBinding",
+        "metadata": {"name": name, "namespace": ns}, "spec": {"azureIdentity": identity, "selector": selector}}))
+    .expect("binding");
+    api.create(&PostParams::default(), &o)
+        .await
+        .expect("create binding");
+}
+
+/// An AAI as the controller writes it (the agent does not care who wrote it).
+async fn create_aai(
+    env: &Env,
+    pod_ns: &str,
+    pod: &str,
+    identity: &AzureIdentity,
+    status: &str,
+) -> String {
+    let idname = identity.metadata.name.clone().unwrap_or_default();
+    let name = format!("{pod}-{pod_ns}-{idname}");
+    let api: Api<AzureAssignedIdentity> = Api::namespaced(env.client.clone(), "default");
+    let mut idv = serde_json::to_value(identity).expect("identity json");
+    idv["metadata"]["managedFields"] = Value::Null;
+    let o: AzureAssignedIdentity = serde_json::from_value(json!({
+        "apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureAssignedIdentity",
+        "metadata": {"name": name, "namespace": "default", "labels": {"nodename": NODE}},
+        "spec": {"azureIdentityRef": idv, "pod": pod, "podNamespace": pod_ns, "nodename": NODE}}))
+    .expect("aai");
+    api.create(&PostParams::default(), &o)
+        .await
+        .expect("create aai");
+    set_aai_status(env, &name, status).await;
+    name
+}
+
+async fn set_aai_status(env: &Env, name: &str, status: &str) {
+    let api: Api<AzureAssignedIdentity> = Api::namespaced(env.client.clone(), "default");
+    // Upstream's CRD has no status subresource: the controller writes status with the object.
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"status": status}})),
+    )
+    .await
+    .expect("aai status");
+}
+
+/// A pod on the agent's node; returns its IP once the kubelet gave it one.
+async fn create_pod(env: &Env, ns: &str, name: &str, labels: Value, extra_spec: Value) -> IpAddr {
+    let api: Api<Pod> = Api::namespaced(env.client.clone(), ns);
+    let mut spec = json!({"nodeName": NODE, "containers": [{"name": "app", "image": "app"}]});
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra_spec.as_object()) {
+        for (k, v) in e {
+            s.insert(k.clone(), v.clone());
+        }
+    }
+    let p: Pod = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": ns, "labels": labels}, "spec": spec}))
+    .expect("pod");
+    api.create(&PostParams::default(), &p)
+        .await
+        .expect("create pod");
+    eventually("pod IP", WAIT, || {
+        let api = api.clone();
+        async move {
+            let p = api.get(name).await.ok()?;
+            let s = p.status?;
+            (s.phase.as_deref() == Some("Running")).then_some(())?;
+            s.pod_ip?.parse().ok()
+        }
+    })
+    .await
+}
+
+async fn ensure_ns(env: &Env, ns: &str) {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(env.client.clone());
+    let _ = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}})).expect("ns"),
+        )
+        .await;
+}
+
+async fn imds_token_requests(env: &Env) -> usize {
+    {
+        let url = format!(
+            "{}/requests?family=imds&limit=100000",
+            env.azure.endpoints().control.trim_end_matches('/')
+        );
+        let (_, body) = http("GET", &url, None).await;
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        v["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|r| {
+                        r["path"]
+                            .as_str()
+                            .is_some_and(|p| p.contains("oauth2/token"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+}
+
+fn assert_token_shape(body: &str, resource: &str) -> Value {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("token JSON {e}: {body}"));
+    for k in [
+        "access_token",
+        "refresh_token",
+        "expires_in",
+        "expires_on",
+        "not_before",
+        "resource",
+        "token_type",
+    ] {
+        assert!(v[k].is_string(), "{k} must be a string: {body}");
+    }
+    assert!(!v["access_token"].as_str().unwrap_or("").is_empty());
+    assert!(
+        v["expires_in"]
+            .as_str()
+            .unwrap_or("")
+            .parse::<u64>()
+            .is_ok(),
+        "{body}"
+    );
+    assert!(
+        v["expires_on"]
+            .as_str()
+            .unwrap_or("")
+            .parse::<u64>()
+            .is_ok(),
+        "{body}"
+    );
+    assert_eq!(v["resource"], resource);
+    assert_eq!(v["token_type"], "Bearer");
+    v
+}
+
+/// Appendix B, request by request, in standard mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wire_contract_standard_mode() {
+    let env = start_env().await;
+    let id_a = create_identity(&env, "default", "id-a", msi_spec("id-a")).await;
+    let id_c = create_identity(&env, "default", "id-c", msi_spec("id-c")).await;
+    create_binding(&env, "default", "b-a", "id-a", "sel-a").await;
+    create_binding(&env, "default", "b-c", "id-c", "sel-c").await;
+    let bound = create_pod(
+        &env,
+        "default",
+        "p-bound",
+        json!({"aadpodidbinding": "sel-a"}),
+        json!({}),
+    )
+    .await;
+    create_aai(&env, "default", "p-bound", &id_a, "Assigned").await;
+    let unlabelled = create_pod(
+        &env,
+        "default",
+        "p-unlabelled",
+        json!({"app": "x"}),
+        json!({}),
+    )
+    .await;
+    let nobinding = create_pod(
+        &env,
+        "default",
+        "p-nobinding",
+        json!({"aadpodidbinding": "sel-zzz"}),
+        json!({}),
+    )
+    .await;
+    let created = create_pod(
+        &env,
+        "default",
+        "p-created",
+        json!({"aadpodidbinding": "sel-c"}),
+        json!({}),
+    )
+    .await;
+    let created_aai = create_aai(&env, "default", "p-created", &id_c, "Created").await;
+    let excepted = create_pod(
+        &env,
+        "default",
+        "p-excepted",
+        json!({"app": "excepted"}),
+        json!({}),
+    )
+    .await;
+    let ex: AzurePodIdentityException = serde_json::from_value(json!({
+        "apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzurePodIdentityException",
+        "metadata": {"name": "ex", "namespace": "default"}, "spec": {"podLabels": {"app": "EXCEPTED"}}}))
+    .expect("exception");
+    Api::<AzurePodIdentityException>::namespaced(env.client.clone(), "default")
+        .create(&PostParams::default(), &ex)
+        .await
+        .expect("create exception");
+
+    let agent = start_agent(
+        &env,
+        &[
+            "--retry-attempts-for-created",
+            "2",
+            "--retry-attempts-for-assigned",
+            "1",
+            "--find-identity-retry-interval",
+            "1",
+        ],
+    )
+    .await;
+    let to = agent.addr;
+    assert_eq!(http("GET", &agent.probe, None).await.1, "Active");
+
+    let before = imds_token_requests(&env).await;
+    // Metadata header missing or wrong: 400 JSON.
+    for hdrs in [
+        &[][..],
+        &[("Metadata", "True")][..],
+        &[("Metadata", "false")][..],
+    ] {
+        let (s, head, body) = get_from(bound, to, &token_path(""), hdrs).await;
+        assert_eq!(s, 400);
+        assert!(
+            head.contains("content-type: application/json; charset=utf-8"),
+            "{head}"
+        );
+        assert_eq!(
+            body,
+            "{\"error\":\"invalid_request\",\"error_description\":\"Required metadata header not specified\"}\n"
+        );
+    }
+    // The header name is case-insensitive.
+    let (s, _, _) = get_from(bound, to, &token_path(""), &[("METADATA", "true")]).await;
+    assert_eq!(s, 200);
+    // No resource.
+    let (s, head, body) = get_from(
+        bound,
+        to,
+        "/metadata/identity/oauth2/token?api-version=2018-02-01",
+        META,
+    )
+    .await;
+    assert_eq!(
+        (s, body.as_str()),
+        (400, "parameter resource cannot be empty\n")
+    );
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    // Unknown caller.
+    let stranger: IpAddr = "127.20.0.250".parse().expect("ip");
+    let (s, _, body) = get_from(stranger, to, &token_path(""), META).await;
+    assert_eq!(s, 500);
+    assert!(body.starts_with("pod list is empty"), "{body}");
+
+    // The bound pod: a token in upstream's shape; the second request is served from the cache.
+    let (s, head, body) = get_from(bound, to, &token_path(""), META).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let v = assert_token_shape(&body, "https://vault.azure.net");
+    assert_eq!(v["client_id"], client_id("id-a"));
+    let (s, _, body2) = get_from(bound, to, &token_path(""), META).await;
+    assert_eq!(s, 200);
+    let v2: Value = serde_json::from_str(&body2).expect("json");
+    assert_eq!(v2["access_token"], v["access_token"]);
+    assert_eq!(
+        imds_token_requests(&env).await - before,
+        1,
+        "a miss costs one IMDS call, a hit none"
+    );
+    // By client ID (any case) and by resource ID (both parameter names).
+    for q in [
+        format!("&client_id={}", client_id("id-a").to_uppercase()),
+        format!("&msi_res_id={}", uami_id(IDS, "id-a")),
+        format!("&mi_res_id={}", uami_id(IDS, "id-a")),
+    ] {
+        let (s, _, body) = get_from(bound, to, &token_path(&q), META).await;
+        assert_eq!(s, 200, "{q}: {body}");
+    }
+    // The first path segment is case-insensitive.
+    let (s, _, _) = get_from(
+        bound,
+        to,
+        &token_path("").replacen("/metadata", "/Metadata", 1),
+        META,
+    )
+    .await;
+    assert_eq!(s, 200);
+    // A client ID the pod is not bound to: 404 after the (shortened) wait, redacted.
+    let (s, _, body) = get_from(
+        bound,
+        to,
+        &token_path(&format!("&client_id={}", client_id("id-b"))),
+        META,
+    )
+    .await;
+    assert_eq!(s, 404, "{body}");
+    assert!(body.contains("##### REDACTED #####"), "{body}");
+    assert!(
+        !body.contains(&client_id("id-b")),
+        "client IDs are redacted: {body}"
+    );
+    // object_id is refused clearly.
+    let (s, _, body) = get_from(bound, to, &token_path("&object_id=abc"), META).await;
+    assert_eq!(s, 400, "{body}");
+
+    // No label / no binding: refused at once (upstream waited ~80 s).
+    for ip in [unlabelled, nobinding] {
+        let t = Instant::now();
+        let (s, _, body) = get_from(ip, to, &token_path(""), META).await;
+        assert_eq!(s, 404, "{body}");
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "instant refusal took {:?}",
+            t.elapsed()
+        );
+    }
+
+    // Created: answered the moment the AAI becomes Assigned.
+    let waiter = tokio::spawn(async move {
+        let t = Instant::now();
+        let r = get_from(created, to, &token_path(""), META).await;
+        (r, t.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    set_aai_status(&env, &created_aai, "Assigned").await;
+    let ((s, _, body), took) = waiter.await.expect("waiter");
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_millis(1900),
+        "took {took:?}"
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("json")["client_id"],
+        client_id("id-c")
+    );
+
+    // Excepted pod: straight from the node's IMDS (system-assigned without client_id).
+    let (s, _, body) = get_from(excepted, to, &token_path(""), META).await;
+    assert_eq!(s, 200, "{body}");
+    assert_token_shape(&body, "https://vault.azure.net");
+    let (s, _, body) = get_from(
+        excepted,
+        to,
+        &token_path(&format!("&client_id={}", client_id("id-b"))),
+        META,
+    )
+    .await;
+    assert_eq!(
+        s, 200,
+        "excepted pods may ask for any identity on the node: {body}"
+    );
+
+    // Path confusion guard, instance metadata proxied, other paths proxied.
+    for p in [
+        "/metadata/identity\\oauth2\\token?resource=x",
+        "/metadata/identity%5Coauth2%5Ctoken?resource=x",
+        "/metadata/identity/x/oauth2/token",
+    ] {
+        let (s, _, body) = get_from(bound, to, p, META).await;
+        assert_eq!((s, body.as_str()), (400, "Invalid request\n"), "{p}");
+    }
+    let (s, _, body) = get_from(bound, to, "/metadata/instance?api-version=2021-02-01", META).await;
+    assert_eq!(s, 200, "instance metadata is proxied: {body}");
+    assert!(body.contains("compute"), "{body}");
+    let (s, _, body) = get_from(bound, to, "/metadata/instance?api-version=2021-02-01", &[]).await;
+    assert_eq!(s, 400, "{body}");
+    let (s, _, _) = get_from(bound, to, "/doesnotexist", META).await;
+    assert_eq!(s, 404, "unknown paths are proxied (IMDS answers 404)");
+    let (s, head, _) = get_from(bound, to, "//metadata/instance", META).await;
+    assert_eq!(s, 301);
+    assert!(head.contains("location: /metadata/instance"), "{head}");
+
+    // /host/token: from the host only, pod named in headers, no Metadata header needed.
+    let local: IpAddr = "127.0.0.1".parse().expect("ip");
+    let (s, _, body) = get_from(
+        local,
+        to,
+        &format!("/host/token/?resource={VAULT}"),
+        &[("podns", "default"), ("podname", "p-bound")],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["clientid"], client_id("id-a"));
+    assert_token_shape(&v["token"].to_string(), "https://vault.azure.net");
+    let (s, _, body) = get_from(local, to, &format!("/host/token/?resource={VAULT}"), &[]).await;
+    assert_eq!(
+        (s, body.as_str()),
+        (400, "missing 'podname' and 'podns' from request header\n")
+    );
+    let (s, _, body) = get_from(
+        bound,
+        to,
+        &format!("/host/token/?resource={VAULT}"),
+        &[("podns", "default"), ("podname", "p-bound")],
+    )
+    .await;
+    assert_eq!(
+        (s, body.as_str()),
+        (500, "request remote address is not from a host\n")
+    );
+
+    // Metrics with upstream names and bounded labels.
+    let (_, m) = http("GET", &agent.metrics, None).await;
+    assert!(m.contains("aadpodidentity_nmi_operations_duration_seconds_bucket{operation_type=\"/metadata/identity/oauth2/token\",status_code=\"200\",namespace=\"default\",resource=\"https://vault.azure.net\""), "{m}");
+    assert!(m.contains("aadpodidentity_imds_operations_duration_seconds_count{operation_type=\"adal_token_msi_userassignedid\"}"), "{m}");
+    assert!(
+        !agent
+            .logs()
+            .contains(v["token"]["access_token"].as_str().unwrap_or("x")),
+        "tokens are never logged"
+    );
+}
+
+/// Same IP on two pods, hostNetwork pods, a pod found by the live lookup, Retry-After, managed mode,
+/// blocked instance metadata, a service principal with a secret, SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_modes_and_service_principals() {
+    let env = start_env().await;
+    let id_a = create_identity(&env, "default", "id-a", msi_spec("id-a")).await;
+    create_binding(&env, "default", "b-a", "id-a", "sel-a").await;
+    let id_c = create_identity(&env, "default", "id-c", msi_spec("id-c")).await;
+    create_binding(&env, "default", "b-c", "id-c", "sel-c").await;
+    let created = create_pod(
+        &env,
+        "default",
+        "p-created",
+        json!({"aadpodidbinding": "sel-c"}),
+        json!({}),
+    )
+    .await;
+    create_aai(&env, "default", "p-created", &id_c, "Created").await;
+    // A service principal (type 1) whose secret lives in a Secret.
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "sp", "namespace": "default"},
+        "stringData": {"clientSecret": APP_SECRET}}))
+        .expect("secret");
+    Api::<Secret>::namespaced(env.client.clone(), "default")
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("secret");
+    let id_sp = create_identity(
+        &env,
+        "default",
+        "id-sp",
+        json!({"type": 1, "tenantID": TENANT, "clientID": APP_ID,
+        "clientPassword": {"name": "sp", "namespace": "default"}}),
+    )
+    .await;
+    create_binding(&env, "default", "b-sp", "id-sp", "sel-sp").await;
+    let sp = create_pod(
+        &env,
+        "default",
+        "p-sp",
+        json!({"aadpodidbinding": "sel-sp"}),
+        json!({}),
+    )
+    .await;
+    create_aai(&env, "default", "p-sp", &id_sp, "Assigned").await;
+
+    let agent = start_agent(
+        &env,
+        &[
+            "--set-retry-after-header",
+            "--retry-attempts-for-created",
+            "1",
+            "--retry-attempts-for-assigned",
+            "1",
+            "--find-identity-retry-interval",
+            "1",
+            "--block-instance-metadata",
+        ],
+    )
+    .await;
+    let to = agent.addr;
+    // Retry-After instead of 404 while the controller has not assigned.
+    let (s, head, body) = get_from(created, to, &token_path(""), META).await;
+    assert_eq!(s, 503, "{body}");
+    assert!(head.contains("retry-after: 20"), "{head}");
+    assert!(
+        body.contains("in ASSIGNED state failed after 2 attempts"),
+        "{body}"
+    );
+    // Blocked instance metadata.
+    let (s, _, body) = get_from(
+        created,
+        to,
+        "/metadata/instance?api-version=2021-02-01",
+        META,
+    )
+    .await;
+    assert_eq!(
+        (s, body.as_str()),
+        (403, "Request blocked by AAD Pod Identity NMI\n")
+    );
+    // Service principal: from Entra with the referenced secret.
+    let (s, _, body) = get_from(sp, to, &token_path(""), META).await;
+    assert_eq!(s, 200, "{body}");
+    let v = assert_token_shape(&body, "https://vault.azure.net");
+    assert_eq!(v["client_id"], APP_ID);
+
+    // A pod created after the agent started, then its AAI: found (watch or live lookup) and answered.
+    let late = create_pod(
+        &env,
+        "default",
+        "p-late",
+        json!({"aadpodidbinding": "sel-a"}),
+        json!({}),
+    )
+    .await;
+    create_aai(&env, "default", "p-late", &id_a, "Assigned").await;
+    let (s, _, body) = get_from(late, to, &token_path(""), META).await;
+    assert_eq!(s, 200, "{body}");
+
+    // Two pods claiming one IP: refused, never guessed. (Status written by hand; the kubelet keeps it.)
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+    for name in ["dup-1", "dup-2"] {
+        let p: Pod = serde_json::from_value(
+            json!({"metadata": {"name": name, "labels": {"aadpodidbinding": "sel-a"}},
+            "spec": {"nodeName": NODE, "containers": [{"name": "app", "image": "app"}]}}),
+        )
+        .expect("pod");
+        pods.create(&PostParams::default(), &p).await.expect("pod");
+        eventually("kubelet ran it", WAIT, || {
+            let pods = pods.clone();
+            async move { pods.get(name).await.ok()?.status?.pod_ip.map(|_| ()) }
+        })
+        .await;
+        pods.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": {"podIP": "127.20.0.200", "podIPs": [{"ip": "127.20.0.200"}], "phase": "Running"}})))
+            .await
+            .expect("status");
+    }
+    let dup: IpAddr = "127.20.0.200".parse().expect("ip");
+    let body = eventually("ambiguous", WAIT, || async move {
+        let (s, _, body) = get_from(dup, to, &token_path(""), META).await;
+        (s == 500 && body.contains("failed to match pod IP")).then_some(body)
+    })
+    .await;
+    assert!(body.contains("dup-1") && body.contains("dup-2"), "{body}");
+    // hostNetwork pods are never callers.
+    let p: Pod = serde_json::from_value(json!({"metadata": {"name": "p-host", "labels": {"aadpodidbinding": "sel-a"}},
+        "spec": {"nodeName": NODE, "hostNetwork": true, "containers": [{"name": "app", "image": "app"}]}})).expect("pod");
+    pods.create(&PostParams::default(), &p).await.expect("pod");
+    pods.patch_status("p-host", &PatchParams::default(), &Patch::Merge(json!({"status": {"podIP": "127.20.0.201", "podIPs": [{"ip": "127.20.0.201"}], "phase": "Running"}})))
+        .await
+        .expect("status");
+    let hostnet: IpAddr = "127.20.0.201".parse().expect("ip");
+    let (s, _, body) = get_from(hostnet, to, &token_path(""), META).await;
+    assert_eq!(s, 500, "hostNetwork pod must not be served: {body}");
+
+    // SIGTERM: exits 0.
+    let mut agent = agent;
+    assert_eq!(agent.terminate().await, Some(0), "{}", agent.logs());
+
+    // Managed mode: bindings and identities in the pod's namespace decide; no AAI needed.
+    ensure_ns(&env, "team").await;
+    create_identity(&env, "team", "id-b", msi_spec("id-b")).await;
+    create_binding(&env, "team", "b-b", "id-b", "sel-b").await;
+    let team = create_pod(
+        &env,
+        "team",
+        "p-team",
+        json!({"aadpodidbinding": "sel-b"}),
+        json!({}),
+    )
+    .await;
+    let other = create_pod(
+        &env,
+        "default",
+        "p-other-ns",
+        json!({"aadpodidbinding": "sel-b"}),
+        json!({}),
+    )
+    .await;
+    let managed = start_agent(&env, &["--operation-mode", "Managed"]).await;
+    let (s, _, body) = get_from(team, managed.addr, &token_path(""), META).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("json")["client_id"],
+        client_id("id-b")
+    );
+    let t = Instant::now();
+    let (s, _, body) = get_from(other, managed.addr, &token_path(""), META).await;
+    assert_eq!(
+        s, 404,
+        "a binding in another namespace does not count in managed mode: {body}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(1));
+}
+
+/// Bad flags give upstream's messages.
+#[tokio::test]
+async fn bad_mode_is_refused() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_podid"))
+        .args(["agent", "--operation-mode", "weird", "--node", "n"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("operation mode weird not supported"));
+    // Invoked as `nmi` with Go-style flags and the removed --host-ip: parses (then fails on the missing node).
+    let dir = tempfile::tempdir().expect("tmp");
+    let nmi = dir.path().join("nmi");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_podid"), &nmi).expect("symlink");
+    let out = std::process::Command::new(&nmi)
+        .args([
+            "-v=2",
+            "--host-ip=10.0.0.4",
+            "-logtostderr",
+            "--iptables",
+            "off",
+        ])
+        .env_remove("NODE_NAME")
+        .output()
+        .expect("run nmi");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--node (or env NODE_NAME) is required"),
+        "{err}"
+    );
+}

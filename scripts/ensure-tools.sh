@@ -33,3 +33,25 @@ ensure_kubectl() {
   KUBECTL=""; export KUBECTL
   return 1
 }
+
+# iptables (both backends) and iproute2 for the node agent's network-namespace tests. Needs root (the tests create
+# network namespaces); exports PODID_NETNS_OK=1 when everything is there.
+ensure_netfilter() {
+  PODID_NETNS_OK=""
+  if [ "$(id -u)" != "0" ]; then
+    say "not root: the node agent's network-namespace tests will be SKIPPED"
+    export PODID_NETNS_OK; return 1
+  fi
+  if ! command -v iptables-legacy >/dev/null 2>&1 || ! command -v iptables-nft >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+      say "installing iptables and iproute2 (Debian packages) for the network-namespace tests"
+      apt-get update -qq >/dev/null 2>&1 || true
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables iproute2 >/dev/null 2>&1 || true
+    fi
+  fi
+  if command -v iptables-legacy >/dev/null 2>&1 && command -v iptables-nft >/dev/null 2>&1 && command -v ip >/dev/null 2>&1; then
+    PODID_NETNS_OK=1; export PODID_NETNS_OK; return 0
+  fi
+  say "iptables or iproute2 missing and not installable: the network-namespace tests will be SKIPPED"
+  export PODID_NETNS_OK; return 1
+}

@@ -12,6 +12,7 @@ source scripts/ensure-clients.sh
 skipped=()
 ensure_kubectl || skipped+=("kubectl conformance (kubectl not installed)")
 ensure_clients || skipped+=("some official-SDK client tests (see the [clients] lines above)")
+ensure_netfilter || skipped+=("node-agent network-namespace tests (need root, iproute2 and iptables)")
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -19,8 +20,16 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test"
 # In CI every client must be present: a missing one fails instead of skipping.
-if [ "${CI:-}" = "true" ]; then export PODID_REQUIRE_CLIENTS=1; fi
+if [ "${CI:-}" = "true" ]; then
+  export PODID_REQUIRE_CLIENTS=1
+  # CI runs as root with iptables installed: a namespace test that cannot run is a failure, not a skip.
+  if [ -n "${PODID_NETNS_OK:-}" ]; then export PODID_REQUIRE_NETNS=1; fi
+fi
 cargo test --workspace --all-targets --no-fail-fast
+
+echo "== cargo fuzz (${PODID_FUZZ_SECS:-20} s per target)"
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+scripts/fuzz.sh "${PODID_FUZZ_SECS:-20}"
 
 if [ "${#skipped[@]}" -gt 0 ]; then
   echo "== SKIPPED (missing on this machine):"

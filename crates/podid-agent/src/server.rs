@@ -127,11 +127,12 @@ impl Agent {
             Route::HostToken => "/host/token",
             Route::Proxy => "proxy",
             Route::BlockedInstance => "/metadata/instance",
-            Route::InvalidTokenPath | Route::Redirect(_) => "invalid",
+            Route::InvalidTokenPath | Route::Redirect(_) | Route::BadRequest => "invalid",
         };
         let (reply, ns, resource) = match r {
             Route::Redirect(to) => (Reply::redirect(to), String::new(), String::new()),
             Route::InvalidTokenPath => (Reply::invalid_request(), String::new(), String::new()),
+            Route::BadRequest => (Reply::bad_request(), String::new(), String::new()),
             Route::BlockedInstance => (Reply::instance_blocked(), String::new(), String::new()),
             Route::Token => {
                 let q = parse_token_query(req.uri().query().unwrap_or(""));

@@ -74,7 +74,8 @@ impl PodIndex {
             self.pods.remove(&key);
             return;
         }
-        let mut ips = pod.ips.clone();
+        // Indexed as looked up: an IPv4-mapped IPv6 address is its IPv4 address (found by the fuzzer).
+        let mut ips: Vec<IpAddr> = pod.ips.iter().map(|i| canonical(*i)).collect();
         ips.sort();
         ips.dedup();
         for ip in ips {
@@ -103,11 +104,11 @@ impl PodIndex {
         let Some(old) = self.pods.get(key) else {
             return;
         };
-        for ip in &old.ips {
-            if let Some(keys) = self.by_ip.get_mut(ip) {
+        for ip in old.ips.iter().map(|i| canonical(*i)) {
+            if let Some(keys) = self.by_ip.get_mut(&ip) {
                 keys.retain(|k| k != key);
                 if keys.is_empty() {
-                    self.by_ip.remove(ip);
+                    self.by_ip.remove(&ip);
                 }
             }
         }
@@ -194,6 +195,11 @@ mod tests {
         // A second pod claiming the same IP: ambiguous, never guessed.
         ix.apply(pod("b", "p3", &["10.0.0.2"]));
         assert!(matches!(ix.lookup(ip("10.0.0.2")), Lookup::Ambiguous(v) if v.len() == 2));
+        // An IPv4-mapped address in podIPs is the same IPv4 address (fuzzer case): ambiguous with p1.
+        ix.apply(pod("c", "mapped", &["::ffff:10.0.0.1"]));
+        assert!(matches!(ix.lookup(ip("10.0.0.1")), Lookup::Ambiguous(v) if v.len() == 2));
+        ix.delete("c", "mapped");
+        assert!(matches!(ix.lookup(ip("10.0.0.1")), Lookup::Found(p) if p.name == "p1"));
         // The pod moves to another IP: the old one is free again.
         ix.apply(pod("b", "p3", &["10.0.0.9"]));
         assert!(matches!(ix.lookup(ip("10.0.0.2")), Lookup::Found(p) if p.name == "p2"));

@@ -96,9 +96,16 @@ impl Reply {
         Reply::error(403, "Request blocked by AAD Pod Identity NMI")
     }
 
-    /// 301 to a clean path (mux's behaviour; Go writes a small HTML body).
+    /// 400 for a request line Go's server would refuse.
+    #[must_use]
+    pub fn bad_request() -> Reply {
+        Reply::error(400, "Bad Request")
+    }
+
+    /// 301 to a clean path (mux's behaviour), percent-encoded so it is not decoded twice.
     #[must_use]
     pub fn redirect(location: String) -> Reply {
+        let location = super::request::encode_path(&location);
         Reply {
             status: 301,
             kind: BodyKind::Plain,

@@ -28,12 +28,19 @@ pub enum Route {
     Redirect(String),
     /// Everything else: proxied to the metadata endpoint.
     Proxy,
+    /// The path has a malformed percent escape: 400 (Go's server refuses such request lines).
+    BadRequest,
 }
 
 /// Routes a request by its raw (percent-encoded) path.
 #[must_use]
 pub fn route(raw_path: &str, block_instance_metadata: bool) -> Route {
-    let decoded = percent_decode(raw_path, false).unwrap_or_else(|| raw_path.to_string());
+    // A bad escape is refused (never routed on the raw text, which could slip a token path past the guards); a
+    // decoded path that is not UTF-8 is matched on its lossy text, as Go matches bytes.
+    let Some(bytes) = percent_decode_bytes(raw_path, false) else {
+        return Route::BadRequest;
+    };
+    let decoded = String::from_utf8_lossy(&bytes).into_owned();
     let path = if decoded.is_empty() {
         "/".to_string()
     } else {
@@ -72,21 +79,21 @@ fn token_prefix(path: &str) -> bool {
     metadata_prefix(path, "/identity/oauth2/token")
 }
 
-/// `/(?i:metadata)/identity(.*?)oauth2(.*?)token` anywhere in the path.
+/// `/(?i:metadata)/identity(.*?)oauth2(.*?)token` anywhere in the path. Only the first occurrence of
+/// `/(?i:metadata)/identity` needs checking: a later one's tail is part of the first one's. Linear time.
 fn looks_like_token_path(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
     // Only the `metadata` part is case-insensitive upstream; the rest is matched on the original text.
     let mut from = 0;
     while let Some(i) = lower[from..].find("/metadata/identity") {
-        let start = from + i + "/metadata/identity".len();
-        let exact_identity = path.get(from + i + "/metadata".len()..start) == Some("/identity");
-        if let Some(o) = path[start..].find("oauth2").filter(|_| exact_identity) {
-            let after = start + o + "oauth2".len();
-            if path[after..].contains("token") {
-                return true;
-            }
+        let at = from + i;
+        let start = at + "/metadata/identity".len();
+        if path.get(at + "/metadata".len()..start) == Some("/identity") {
+            return path[start..]
+                .find("oauth2")
+                .is_some_and(|o| path[start + o + "oauth2".len()..].contains("token"));
         }
-        from = from + i + 1;
+        from = at + 1;
     }
     false
 }
@@ -123,6 +130,12 @@ pub fn clean_path(p: &str) -> String {
 /// or a result that is not UTF-8.
 #[must_use]
 pub fn percent_decode(s: &str, plus_as_space: bool) -> Option<String> {
+    String::from_utf8(percent_decode_bytes(s, plus_as_space)?).ok()
+}
+
+/// Percent-decodes `s` to bytes; `None` on a bad escape.
+#[must_use]
+pub fn percent_decode_bytes(s: &str, plus_as_space: bool) -> Option<Vec<u8>> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -144,7 +157,22 @@ pub fn percent_decode(s: &str, plus_as_space: bool) -> Option<String> {
             }
         }
     }
-    String::from_utf8(out).ok()
+    Some(out)
+}
+
+/// Percent-encodes a decoded path for a `Location` header (everything but unreserved characters and `/`), so
+/// the client's next request decodes to the same path.
+#[must_use]
+pub fn encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn hex(c: u8) -> Option<u8> {
@@ -303,6 +331,18 @@ mod tests {
                 Route::Redirect("/metadata/instance".into()),
             ),
             ("/metadata/%2e%2e/x", false, Route::Redirect("/x".into())),
+            // Found by the fuzzer: a bad escape or non-UTF-8 escape must not turn a token path into a proxy.
+            (
+                "/metadata/%69dentity/oauth2/token/%zz",
+                false,
+                Route::BadRequest,
+            ),
+            ("/metadata/%69dentity/oauth2/token%FF", false, Route::Token),
+            (
+                "/x%FF/metadata/identity/oauth2/token",
+                false,
+                Route::InvalidTokenPath,
+            ),
         ];
         for (path, block, want) in cases {
             assert_eq!(&route(path, *block), want, "path {path:?} block {block}");

@@ -190,12 +190,17 @@ where
 
 impl Env {
     pub async fn start(world: Value) -> Env {
+        Env::start_with(world, false).await
+    }
+
+    /// With `kubelet`, kube-sim's kubelet runs: scheduled pods get an IP from their node's podCIDR and phase
+    /// Running (the agent's tests find callers by IP; the controller's tests set phases themselves).
+    pub async fn start_with(world: Value, kubelet: bool) -> Env {
         install_crypto();
         let dir = tempfile::tempdir().expect("tmp");
         let kube = kube_sim::start(kube_sim::Config {
             dir: Some(dir.path().join("kube")),
-            // The kubelet gives scheduled pods an IP and phase Running (the agent finds callers by IP).
-            kubelet_dir: Some(dir.path().join("kubelet")),
+            kubelet_dir: kubelet.then(|| dir.path().join("kubelet")),
             ..kube_sim::Config::default()
         })
         .await

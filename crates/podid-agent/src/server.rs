@@ -444,6 +444,15 @@ impl Agent {
         resource: &str,
     ) -> Result<Vec<PodToken>, Reply> {
         let spec = if self.cfg.mode == Mode::Federated {
+            if id.tenant_id.trim().is_empty() {
+                return Err(Reply::error(
+                    403,
+                    format!(
+                        "identity {}/{} has no spec.tenantID: federated mode exchanges the pod's service-account token in the identity's tenant, so it needs one",
+                        id.namespace, id.name
+                    ),
+                ));
+            }
             TokenSpec::Federated {
                 tenant_id: id.tenant_id.clone(),
                 client_id: id.client_id.clone(),
@@ -747,7 +756,7 @@ impl Material for PodMaterial {
                     .collect()),
                 Err(e) => {
                     self.shared.metrics.kube_error("get_secret");
-                    Err(format!("failed to get secret {ns}/{name}: {e}"))
+                    Err(e.to_string())
                 }
             }
         })
@@ -789,9 +798,7 @@ impl Material for PodMaterial {
                     .ok_or_else(|| "TokenRequest returned no token".to_string()),
                 Err(e) => {
                     self.shared.metrics.kube_error("create_token");
-                    Err(format!(
-                        "failed to request a token for service account {namespace}/{service_account}: {e}"
-                    ))
+                    Err(e.to_string())
                 }
             }
         })

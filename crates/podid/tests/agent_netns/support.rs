@@ -1,0 +1,660 @@
+//! The node-in-a-namespace fixture: prerequisites, the namespace runtime every test body runs on, the agent as a
+//! child process inside the node namespace, a pod-side HTTP client, the real iptables listing, and the Python SDK
+//! runner. See `main.rs` for the model.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use podid_k8s::{AzureAssignedIdentity, AzureIdentity, AzureIdentityBinding};
+use podid_net::testbed::{self, NodeNet, PodNet};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+// === constants ===
+
+/// The Kubernetes node the agent serves (a pool1-vmss instance in azure-sim's world).
+pub const NODE: &str = "pool1-vmss000000";
+/// The node's pod CIDR: the testbed bridge is 10.244.0.1/24, and kube-sim's kubelet hands out .2 upwards.
+pub const POD_CIDR: &str = "10.244.0.0/24";
+/// What pods call: the instance metadata address, redirected in the node namespace only.
+pub const METADATA: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(169, 254, 169, 254), 80);
+/// The agent's token server port (the DNAT target, 127.0.0.1:2579 in the node namespace).
+pub const NMI_PORT: u16 = 2579;
+/// The five identities of the matrix, all assigned to pool1-vmss in azure-sim.
+pub const IDENTITIES: [&str; 5] = ["id-a", "id-b", "id-c", "id-d", "id-e"];
+/// A pod's TCP connect to the metadata address, when it is expected to connect.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A pod's connect when no redirect is expected (the SYN is dropped in the node namespace).
+pub const NO_REDIRECT_CONNECT_TIMEOUT: Duration = Duration::from_millis(1_000);
+/// Reading one response from the agent (the longest legitimate wait is the shortened identity budget, ~2 s).
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(20);
+/// The agent prints its listening line within this.
+pub const AGENT_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// SIGTERM to exit.
+pub const AGENT_STOP_TIMEOUT: Duration = Duration::from_secs(20);
+/// One Python SDK run (interpreter start, azure-identity import, token).
+pub const PYTHON_TIMEOUT: Duration = Duration::from_secs(60);
+/// Shutting the namespace runtime down after the test body.
+const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// The token resource every request asks for.
+pub const VAULT_RESOURCE: &str = "https://vault.azure.net";
+/// Environment variable that turns missing SDK clients into a failure.
+pub const REQUIRE_CLIENTS_ENV: &str = "PODID_REQUIRE_CLIENTS";
+/// The iptables binaries the agent drives (both backends are checked after cleanup).
+pub const IPTABLES_TOOLS: [&str; 9] = [
+    "iptables",
+    "iptables-save",
+    "iptables-restore",
+    "iptables-legacy",
+    "iptables-legacy-save",
+    "iptables-legacy-restore",
+    "iptables-nft",
+    "iptables-nft-save",
+    "iptables-nft-restore",
+];
+/// Where iptables lives (often not on a test runner's PATH).
+const SBIN_DIRS: [&str; 5] = ["/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/bin"];
+/// Proxy variables that must never reach a child.
+const PROXY_VARS: [&str; 8] = [
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+];
+
+// === prerequisites ===
+
+/// Prints `SKIPPED: <test>: <reason>` (straight to stderr, past libtest's capture), or panics when `require_env`
+/// is `1`.
+pub fn skip_or_fail(test: &str, require_env: &str, reason: &str) {
+    if std::env::var(require_env).as_deref() == Ok("1") {
+        panic!("{test}: {reason} ({require_env}=1)");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {reason}");
+}
+
+/// A line past libtest's output capture (the matrix counts are printed on every run).
+pub fn report(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// The absolute path of `name` on `$PATH` or in the sbin directories.
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path_dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    path_dirs
+        .into_iter()
+        .chain(SBIN_DIRS.iter().map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// Root, iproute2 and both iptables backends; otherwise a skip (or a failure under PODID_REQUIRE_NETNS=1).
+pub fn prerequisites(test: &str) -> bool {
+    match testbed::netns_available(test) {
+        Ok(true) => {}
+        Ok(false) => return false,
+        Err(e) => panic!("{e}"),
+    }
+    let missing: Vec<&str> = IPTABLES_TOOLS
+        .iter()
+        .copied()
+        .filter(|t| find_tool(t).is_none())
+        .collect();
+    if !missing.is_empty() {
+        skip_or_fail(
+            test,
+            testbed::REQUIRE_NETNS_ENV,
+            &format!(
+                "{} not installed (apt-get install -y iptables)",
+                missing.join(", ")
+            ),
+        );
+        return false;
+    }
+    true
+}
+
+/// Host-namespace sysctls the tests must leave alone (read from this thread, which is in the host namespace).
+pub fn host_sysctls() -> Vec<(String, String)> {
+    [
+        "/proc/sys/net/ipv4/ip_forward",
+        "/proc/sys/net/ipv4/conf/all/route_localnet",
+    ]
+    .iter()
+    .map(|p| {
+        (
+            p.to_string(),
+            std::fs::read_to_string(p).unwrap_or_default(),
+        )
+    })
+    .collect()
+}
+
+/// Runs `body` as a task on a runtime whose threads live in a fresh node namespace (bridge 10.244.0.1/24), so
+/// kube-sim, azure-sim and every client socket the body opens are the node's. Afterwards (also after a panic,
+/// which is re-raised here) the runtime stops, then the namespaces go; the host's sysctls must be unchanged.
+pub fn in_node<F, Fut>(body: F)
+where
+    F: FnOnce(Arc<NodeNet>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let host_before = host_sysctls();
+    let node = Arc::new(
+        NodeNet::builder()
+            .name("agent-node")
+            .create()
+            .expect("node namespace"),
+    );
+    let rt = node.netns().runtime().expect("node namespace runtime");
+    // The future is created here but first polled on a runtime thread, inside the node namespace.
+    let outcome = rt.block_on(rt.spawn(body(node.clone())));
+    rt.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
+    drop(node);
+    match outcome {
+        Ok(()) => {}
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("test body: {e}"),
+    }
+    assert_eq!(
+        host_sysctls(),
+        host_before,
+        "the host namespace's sysctls are untouched"
+    );
+}
+
+// === the world ===
+
+/// The controller tests' world with the five matrix identities assigned to pool1-vmss (so the node's IMDS
+/// answers for them, as after the controller assigned them).
+pub fn agent_world() -> Value {
+    let mut w = world();
+    let ids = w["virtualMachineScaleSets"][0]["identity"]["userAssignedIdentities"]
+        .as_array_mut()
+        .expect("ids");
+    for n in IDENTITIES {
+        ids.push(json!(n));
+    }
+    w
+}
+
+/// kube-sim and azure-sim (on the calling runtime: call from a node-namespace task), and the node's pod CIDR.
+pub async fn start_env() -> Env {
+    let env = Env::start_with(agent_world(), true).await;
+    Api::<Node>::all(env.client.clone())
+        .patch(
+            NODE,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"podCIDR": POD_CIDR, "podCIDRs": [POD_CIDR]}})),
+        )
+        .await
+        .expect("podCIDR");
+    env
+}
+
+/// An MSI AzureIdentity named like the Azure identity it points at.
+pub async fn create_identity(env: &Env, name: &str) -> AzureIdentity {
+    let o: AzureIdentity = serde_json::from_value(json!({
+        "apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentity",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"type": 0, "resourceID": uami_id(IDS, name), "clientID": client_id(name)}}))
+    .expect("identity");
+    Api::<AzureIdentity>::namespaced(env.client.clone(), "default")
+        .create(&PostParams::default(), &o)
+        .await
+        .expect("create identity")
+}
+
+/// A binding of `identity` to pods labelled `aadpodidbinding=<selector>`.
+pub async fn create_binding(env: &Env, name: &str, identity: &str, selector: &str) {
+    let o: AzureIdentityBinding = serde_json::from_value(json!({
+        "apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentityBinding",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"azureIdentity": identity, "selector": selector}}))
+    .expect("binding");
+    Api::<AzureIdentityBinding>::namespaced(env.client.clone(), "default")
+        .create(&PostParams::default(), &o)
+        .await
+        .expect("create binding");
+}
+
+/// An `Assigned` AzureAssignedIdentity for `pod`, as the controller writes it (the CRD has no status
+/// subresource: status is patched with the object).
+pub async fn create_assigned(env: &Env, pod: &str, identity: &AzureIdentity) {
+    let idname = identity.metadata.name.clone().unwrap_or_default();
+    let name = format!("{pod}-default-{idname}");
+    let mut idv = serde_json::to_value(identity).expect("identity json");
+    idv["metadata"]["managedFields"] = Value::Null;
+    let o: AzureAssignedIdentity = serde_json::from_value(json!({
+        "apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureAssignedIdentity",
+        "metadata": {"name": name, "namespace": "default", "labels": {"nodename": NODE}},
+        "spec": {"azureIdentityRef": idv, "pod": pod, "podNamespace": "default", "nodename": NODE}}))
+    .expect("aai");
+    let api: Api<AzureAssignedIdentity> = Api::namespaced(env.client.clone(), "default");
+    api.create(&PostParams::default(), &o)
+        .await
+        .expect("create aai");
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"status": "Assigned"}})),
+    )
+    .await
+    .expect("aai status");
+}
+
+/// A pod on the node; returns the IP kube-sim's kubelet gave it.
+pub async fn create_pod(env: &Env, name: &str, labels: Value) -> Ipv4Addr {
+    let api: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+    let p: Pod = serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "default", "labels": labels},
+        "spec": {"nodeName": NODE, "containers": [{"name": "app", "image": "app"}]}}))
+    .expect("pod");
+    api.create(&PostParams::default(), &p)
+        .await
+        .expect("create pod");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let status = api.get(name).await.ok().and_then(|p| p.status);
+        if let Some(s) = &status
+            && s.phase.as_deref() == Some("Running")
+            && let Some(ip) = s.pod_ip.as_deref().and_then(|i| i.parse().ok())
+        {
+            return ip;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pod {name} got no IP from the kubelet: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The pod's network namespace on the node's bridge, with the address the kubelet assigned.
+pub async fn attach_pod(node: &Arc<NodeNet>, ip: Ipv4Addr) -> Arc<PodNet> {
+    let node = node.clone();
+    let pod = tokio::task::spawn_blocking(move || node.add_pod(ip))
+        .await
+        .expect("attach task")
+        .expect("pod namespace");
+    Arc::new(pod)
+}
+
+// === the agent ===
+
+/// `podid agent` running inside the node namespace (`ip netns exec`, which execs: the child's pid is the
+/// agent's). Killed when dropped.
+pub struct AgentProc {
+    pub child: tokio::process::Child,
+    pub probe: String,
+    pub metrics: String,
+    pub log: PathBuf,
+}
+
+impl AgentProc {
+    /// Its log so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `/healthz`'s body.
+    pub async fn health(&self) -> String {
+        http("GET", &self.probe, None).await.1
+    }
+
+    /// The value of an unlabelled counter on `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let (_, text) = http("GET", &self.metrics, None).await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("metric {name} missing:\n{text}"))
+    }
+
+    /// Token requests the agent answered with `status` (upstream's `aadpodidentity_nmi_operations_duration_seconds`
+    /// histogram counts, summed over namespaces and resources).
+    pub async fn token_requests_with_status(&self, status: u16) -> f64 {
+        let (_, text) = http("GET", &self.metrics, None).await;
+        let prefix = "aadpodidentity_nmi_operations_duration_seconds_count{operation_type=\"/metadata/identity/oauth2/token\"";
+        let code = format!("status_code=\"{status}\"");
+        text.lines()
+            .filter(|l| l.starts_with(prefix) && l.contains(&code))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM, then its exit code.
+    pub async fn terminate(&mut self) -> Option<i32> {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+        tokio::time::timeout(AGENT_STOP_TIMEOUT, self.child.wait())
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .and_then(|s| s.code())
+    }
+}
+
+/// Starts the agent in the node namespace with the redirect managed (`--iptables manage`, 169.254.169.254:80 to
+/// 127.0.0.1:2579, spoof check on), `extra` flags, and optionally another `PATH` (fake iptables). Returns once it
+/// listens and its watches synced.
+pub async fn start_agent(
+    env: &Env,
+    node: &NodeNet,
+    tag: &str,
+    extra: &[&str],
+    path: Option<&str>,
+) -> AgentProc {
+    let e = env.azure.endpoints();
+    let imds = e.imds.get(NODE).expect("node IMDS").clone();
+    let ca = e.ca_file.clone().expect("ca file");
+    let log = env.dir.path().join(format!("agent-{tag}.log"));
+    let logf = std::fs::File::create(&log).expect("log file");
+    let mut cmd = tokio::process::Command::new(find_tool("ip").expect("ip"));
+    cmd.args([
+        "netns",
+        "exec",
+        node.name(),
+        env!("CARGO_BIN_EXE_podid"),
+        "agent",
+    ])
+    .arg(format!("--kubeconfig={}", env.kubeconfig.display()))
+    .args(["--node", NODE, "--nmi-port", &NMI_PORT.to_string()])
+    .args(["--http-probe-port", "0", "--prometheus-port", "0"])
+    .args(["--admin-bind-address", "127.0.0.1", "--iptables", "manage"])
+    .args(["--metadata-ip", "169.254.169.254", "--metadata-port", "80"])
+    .args(["--cleanup-delay-sec", "0"])
+    .arg(format!("--imds-endpoint={imds}"))
+    .arg(format!("--azure-ca-file={ca}"))
+    .args(extra)
+    .env(
+        "AZURE_ENVIRONMENT_FILEPATH",
+        env.dir.path().join("azurestack.json"),
+    )
+    .env("PODID_LOG", "info,podid_agent=debug,podid_netfilter=debug")
+    .env_remove("FORCENAMESPACED")
+    .env_remove("NODE_NAME")
+    .env_remove("KUBECONFIG")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::from(logf))
+    .kill_on_drop(true);
+    for v in PROXY_VARS {
+        cmd.env_remove(v);
+    }
+    if let Some(p) = path {
+        cmd.env("PATH", p);
+    }
+    let mut child = cmd.spawn().expect("spawn podid agent");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let read = |log: &PathBuf| std::fs::read_to_string(log).unwrap_or_default();
+    let line = tokio::time::timeout(AGENT_START_TIMEOUT, lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("agent did not start: {}", read(&log)))
+        .expect("read agent stdout")
+        .unwrap_or_else(|| panic!("agent exited: {}", read(&log)));
+    // "podid agent: serving http://ADDR probe http://ADDR/healthz metrics http://ADDR/metrics"
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words.len(), 8, "agent line: {line}");
+    let agent = AgentProc {
+        child,
+        probe: words[5].to_string(),
+        metrics: words[7].to_string(),
+        log,
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let ready = agent.probe.replace("/healthz", "/readyz");
+    eventually("agent ready", WAIT, || {
+        let ready = ready.clone();
+        async move { (http("GET", &ready, None).await.0 == 200).then_some(()) }
+    })
+    .await;
+    agent
+}
+
+/// Waits until `/healthz` says `Active` (the redirect is in place).
+pub async fn wait_active(agent: &AgentProc) {
+    eventually("agent Active", WAIT, || async {
+        (agent.health().await == "Active").then_some(())
+    })
+    .await;
+}
+
+// === iptables in the node namespace ===
+
+/// `<tool> -t nat -S` run inside the node namespace with the real binary.
+pub fn nat_rules(node: &NodeNet, tool: &str) -> String {
+    let bin = find_tool(tool).unwrap_or_else(|| panic!("{tool} not installed"));
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(["-w", "5", "-t", "nat", "-S"]);
+    let out = node.netns().exec(&mut cmd).expect("run iptables");
+    assert!(
+        out.status.success(),
+        "{tool} -t nat -S in the node namespace: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Both backends' nat tables in the node namespace, joined (for "no aad-metadata anywhere").
+pub fn nat_rules_both(node: &NodeNet) -> String {
+    format!(
+        "# legacy\n{}# nft\n{}",
+        nat_rules(node, "iptables-legacy"),
+        nat_rules(node, "iptables-nft")
+    )
+}
+
+/// `net.ipv4.conf.all.route_localnet` of the node namespace.
+pub fn node_route_localnet(node: &NodeNet) -> String {
+    node.netns()
+        .run(|| std::fs::read_to_string("/proc/sys/net/ipv4/conf/all/route_localnet"))
+        .expect("enter node namespace")
+        .expect("read route_localnet")
+        .trim()
+        .to_string()
+}
+
+// === pods calling 169.254.169.254 ===
+
+/// One answer to a pod's request.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub took: Duration,
+}
+
+impl Reply {
+    /// The `appid` claim of the token in a 200 body (the identity the token is for), if there is one.
+    pub fn token_appid(&self) -> Option<String> {
+        if self.status != 200 {
+            return None;
+        }
+        let v: Value = serde_json::from_str(&self.body).ok()?;
+        let token = v["access_token"].as_str()?;
+        let claims = jwt_claims(token)?;
+        claims["appid"].as_str().map(str::to_string)
+    }
+
+    /// A token of any kind in the body.
+    pub fn has_token(&self) -> bool {
+        self.body.contains("access_token")
+    }
+}
+
+/// The payload claims of a JWT (signature not checked: only the identity it names matters here).
+pub fn jwt_claims(token: &str) -> Option<Value> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The token path with `client_id` when given.
+pub fn token_path(client: Option<&str>) -> String {
+    let mut p = format!(
+        "/metadata/identity/oauth2/token?api-version=2018-02-01&resource={}",
+        VAULT_RESOURCE.replace(':', "%3A").replace('/', "%2F")
+    );
+    if let Some(c) = client {
+        p.push_str("&client_id=");
+        p.push_str(c);
+    }
+    p
+}
+
+/// GET `path` from inside `pod` to 169.254.169.254:80, from the pod's own address or `src` (a spoofed one). The
+/// socket is created in the pod's namespace. Errors are connection failures (no answer at all).
+pub fn pod_get_blocking(
+    pod: &PodNet,
+    src: Option<Ipv4Addr>,
+    path: &str,
+    connect_timeout: Duration,
+) -> Result<Reply, String> {
+    let started = Instant::now();
+    let mut s = match src {
+        None => pod.tcp_connect(SocketAddr::V4(METADATA), connect_timeout),
+        Some(ip) => pod.tcp_connect_from(ip, METADATA, connect_timeout),
+    }
+    .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(RESPONSE_TIMEOUT))
+        .map_err(|e| format!("set timeout: {e}"))?;
+    s.set_write_timeout(Some(RESPONSE_TIMEOUT))
+        .map_err(|e| format!("set timeout: {e}"))?;
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: 169.254.169.254\r\nMetadata: true\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("not an HTTP response: {text:?}"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok(Reply {
+        status,
+        body,
+        took: started.elapsed(),
+    })
+}
+
+/// [`pod_get_blocking`] on the blocking pool.
+pub async fn pod_get(
+    pod: &Arc<PodNet>,
+    src: Option<Ipv4Addr>,
+    path: String,
+    connect_timeout: Duration,
+) -> Result<Reply, String> {
+    let pod = pod.clone();
+    tokio::task::spawn_blocking(move || pod_get_blocking(&pod, src, &path, connect_timeout))
+        .await
+        .map_err(|e| format!("request task: {e}"))?
+}
+
+// === the Python SDK ===
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The venv interpreter and the client program, or why they cannot run (a skip unless PODID_REQUIRE_CLIENTS=1).
+pub fn python_client(test: &str) -> Option<(PathBuf, PathBuf)> {
+    let python = repo_root().join(".venv/bin/python");
+    let script = repo_root().join("tests/clients/python/imds_client.py");
+    let why = if !python.is_file() {
+        Some(format!(
+            "no virtualenv at {} (run scripts/ensure-clients.sh)",
+            python.display()
+        ))
+    } else {
+        match std::process::Command::new(&python)
+            .args(["-c", "import azure.identity"])
+            .env_clear()
+            .output()
+        {
+            Ok(o) if o.status.success() => None,
+            Ok(o) => Some(format!(
+                "azure-identity is not importable: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            )),
+            Err(e) => Some(format!("cannot run {}: {e}", python.display())),
+        }
+    };
+    match why {
+        None => Some((python, script)),
+        Some(why) => {
+            skip_or_fail(test, REQUIRE_CLIENTS_ENV, &format!("python client: {why}"));
+            None
+        }
+    }
+}
+
+/// Runs `imds_client.py <args>` inside `pod`'s namespace with a clean environment (no IDENTITY_*/MSI_*/AZURE_*
+/// or proxy variables: the SDK calls http://169.254.169.254 itself). Returns its one JSON line.
+pub async fn run_python(
+    python: &Path,
+    script: &Path,
+    pod: &PodNet,
+    home: &Path,
+    args: Vec<String>,
+) -> Value {
+    let mut cmd = tokio::process::Command::new(find_tool("ip").expect("ip"));
+    cmd.args(["netns", "exec", pod.name()])
+        .arg(python)
+        .arg(script)
+        .args(&args)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", home)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(PYTHON_TIMEOUT, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("python {args:?} did not finish within {PYTHON_TIMEOUT:?}"))
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!(
+            "python {args:?}: no JSON line ({e}); status {:?}\nstdout: {stdout}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}

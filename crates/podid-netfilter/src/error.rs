@@ -47,7 +47,7 @@ impl FailureKind {
     fn hint(self) -> &'static str {
         match self {
             Self::LockContention => {
-                "another program held the xtables lock (/run/xtables.lock) or changed the nat table at the same time; this is transient and will be retried"
+                "another program held the xtables lock (/run/xtables.lock) or changed the nat table at the same time (transient: another attempt usually succeeds)"
             }
             Self::PermissionDenied => {
                 "the agent must run as root with CAP_NET_ADMIN (and CAP_NET_RAW) in the host network namespace"
@@ -90,7 +90,7 @@ pub enum NetfilterError {
         kind: FailureKind,
     },
     /// The command hung and was killed.
-    #[error("`{command}` did not finish within {timeout_ms} ms and was killed; will be retried")]
+    #[error("`{command}` did not finish within {timeout_ms} ms and was killed")]
     Timeout {
         /// The command line.
         command: String,

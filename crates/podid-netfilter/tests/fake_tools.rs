@@ -124,7 +124,7 @@ fn lock_contention_is_a_typed_transient_error() {
     assert!(
         shown.contains("exit code 4")
             && shown.contains("xtables lock")
-            && shown.contains("retried"),
+            && shown.contains("transient"),
         "{shown}"
     );
 

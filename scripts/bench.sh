@@ -11,3 +11,5 @@ echo "== azure-sim"
 ./target/release/podid-bench azure-sim
 echo "== podid controller (planner, then the real process against the simulators; about 2 minutes)"
 ./target/release/podid-bench controller
+echo "== podid agent (the real process answering pods over loopback, vs a bare hyper server; about 1 minute)"
+./target/release/podid-bench agent

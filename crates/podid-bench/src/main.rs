@@ -2,6 +2,7 @@
 //!
 //! Every load loop here is bounded in count and time and talks only to servers this process starts on loopback.
 
+mod agent;
 mod controller;
 
 use std::net::SocketAddr;
@@ -62,6 +63,34 @@ enum What {
         #[arg(long, default_value_t = 12)]
         idle_seconds: u64,
     },
+    /// The node agent: the real `podid agent` process (built next to this binary) answering pods' cached
+    /// token requests over loopback, against kube-sim and azure-sim; compared with a bare hyper server.
+    Agent {
+        /// Pods on the agent's node.
+        #[arg(long, default_value_t = 110)]
+        node_pods: usize,
+        /// Pods on other nodes (the rest of the cluster).
+        #[arg(long, default_value_t = 10_000)]
+        other_pods: usize,
+        /// Keep-alive connections of the load generator.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Warm-up before each throughput measurement, seconds.
+        #[arg(long, default_value_t = 5)]
+        warmup_seconds: u64,
+        /// Measured window of each load run, seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Offered rate of the latency run, requests/s.
+        #[arg(long, default_value_t = 20_000)]
+        paced_rate: u64,
+        /// Concurrent identical requests in the one-call-per-miss test.
+        #[arg(long, default_value_t = 64)]
+        miss_requests: usize,
+    },
+    /// (internal) The bare hyper server `agent` compares with.
+    #[command(hide = true)]
+    AgentHello,
 }
 
 /// Hard limit on any single benchmark phase, so a regression cannot hang CI or a laptop.
@@ -99,6 +128,27 @@ fn main() -> anyhow::Result<()> {
                 controller::forty_pods(patch_seconds.min(120) * 1000).await?;
                 controller::large(pods.min(20_000), idle_seconds.clamp(2, 60)).await
             })
+        }
+        What::Agent {
+            node_pods,
+            other_pods,
+            connections,
+            warmup_seconds,
+            seconds,
+            paced_rate,
+            miss_requests,
+        } => rt.block_on(agent::run(agent::Options {
+            node_pods,
+            other_pods,
+            connections,
+            warmup: Duration::from_secs(warmup_seconds.min(60)),
+            measure: Duration::from_secs(seconds.clamp(1, 60)),
+            paced_rate,
+            miss_requests,
+        })),
+        What::AgentHello => {
+            drop(rt);
+            agent::hello_server()
         }
     }
 }

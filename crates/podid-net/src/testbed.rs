@@ -337,6 +337,18 @@ pub struct Netns {
 impl Netns {
     /// Creates namespace `pdt<pid>-<counter>-<name>`. `name` must be 1..=32 bytes of `[a-z0-9-]`.
     pub fn create(name: &str) -> Result<Self, NetError> {
+        Self::create_prefixed(NETNS_PREFIX, name)
+    }
+
+    /// Creates namespace `<prefix><pid>-<counter>-<name>` (so [`cleanup_stale`] with the same prefix finds it
+    /// after a crash). `prefix` must be 1..=8 bytes of `[a-z]`; `name` as for [`Netns::create`].
+    pub fn create_prefixed(prefix: &str, name: &str) -> Result<Self, NetError> {
+        if prefix.is_empty() || prefix.len() > 8 || !prefix.bytes().all(|b| b.is_ascii_lowercase())
+        {
+            return Err(NetError::InvalidArgument(format!(
+                "namespace prefix {prefix:?} must be 1..=8 bytes of [a-z]"
+            )));
+        }
         let valid = !name.is_empty()
             && name.len() <= NETNS_NAME_MAX_LEN_BYTES
             && name
@@ -348,7 +360,7 @@ impl Netns {
             )));
         }
         let n = NETNS_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let full = format!("{NETNS_PREFIX}{}-{n}-{name}", std::process::id());
+        let full = format!("{prefix}{}-{n}-{name}", std::process::id());
         run_checked(Command::new(IP_BIN).args(["netns", "add", &full]))?;
         let ns = Self { name: full };
         ns.ip(&["link", "set", "lo", "up"])?;

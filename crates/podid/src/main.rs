@@ -50,6 +50,14 @@ enum Command {
     Controller(Box<podid_controller::args::ControllerArgs>),
     /// The node agent (drop-in for aad-pod-identity's NMI; also runs as `nmi`).
     Agent(Box<podid_agent::args::AgentArgs>),
+    /// The local playground: kube-sim, azure-sim, the controller and one agent per simulated node (network
+    /// namespaces when root), ready for kubectl and for programs run as pods.
+    Up(Box<podid_playground::up::UpArgs>),
+    /// Run a local program as a playground pod's application (its network namespace, environment and files).
+    Run(Box<podid_playground::run::RunArgs>),
+    /// The upstream demo image's client (run as a pod by `podid up --demo`).
+    #[command(hide = true)]
+    DemoClient(Box<podid_playground::demo::DemoClientArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -192,6 +200,23 @@ fn main() -> anyhow::Result<()> {
                 .await
             })
         }
+        Command::Up(args) => {
+            let rt = runtime()?;
+            let exe = std::env::current_exe().context("locate the podid binary")?;
+            let code = rt.block_on(async move {
+                let mut signals = StopSignals::install()?;
+                podid_playground::up::up(*args, exe, async move { signals.wait().await }).await
+            })?;
+            std::process::exit(code);
+        }
+        Command::Run(args) => {
+            let code = runtime()?.block_on(podid_playground::run::run(*args))?;
+            std::process::exit(code);
+        }
+        Command::DemoClient(args) => {
+            let code = runtime()?.block_on(podid_playground::demo::demo_client(*args))?;
+            std::process::exit(code);
+        }
         Command::Sim(SimCommand::Kube(args)) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -207,6 +232,13 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(run_azure_sim(*args))
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")
 }
 
 /// The command line as clap should see it: invoked as `mic` (an upstream image's entrypoint name), the process

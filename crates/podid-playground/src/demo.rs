@@ -64,7 +64,7 @@ pub struct DemoClientArgs {
     /// ARM base URL (default: $PODID_ARM_URL, else https://management.azure.com).
     #[arg(long)]
     pub arm_url: Option<String>,
-    /// Key Vault base URL (default: https://<vault>.vault.azure.net).
+    /// Key Vault base URL (default: $PODID_KEYVAULT_URL, else https://<vault>.vault.azure.net).
     #[arg(long)]
     pub keyvault_url: Option<String>,
 }
@@ -345,6 +345,7 @@ pub async fn demo_client(args: DemoClientArgs) -> anyhow::Result<i32> {
         let kv = args
             .keyvault_url
             .clone()
+            .or_else(|| std::env::var("PODID_KEYVAULT_URL").ok().filter(|s| !s.is_empty()))
             .unwrap_or_else(|| format!("https://{vault}.vault.azure.net"));
         match imds_token(
             &http,

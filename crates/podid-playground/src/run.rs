@@ -434,8 +434,12 @@ pub async fn prepare(
                 "PODID_ARM_URL".into(),
                 state.azure.get("arm").cloned().unwrap_or_default(),
             );
+            base.insert(
+                "PODID_KEYVAULT_URL".into(),
+                state.azure.get("keyvault").cloned().unwrap_or_default(),
+            );
             notice = Some(format!(
-                "podid run: no network namespaces (not root), so {} cannot call 169.254.169.254; it reaches its node's agent at {url} (AZURE_POD_IDENTITY_AUTHORITY_HOST) from the pod's address {}",
+                "podid run: this playground has no network namespaces (loopback mode), so {} cannot call 169.254.169.254; it reaches its node's agent at {url} (AZURE_POD_IDENTITY_AUTHORITY_HOST) from the pod's address {}",
                 argv[0], rec.ip
             ));
             if let Some((host, port)) = state

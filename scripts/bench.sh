@@ -13,3 +13,5 @@ echo "== podid controller (planner, then the real process against the simulators
 ./target/release/podid-bench controller
 echo "== podid agent (the real process answering pods over loopback, vs a bare hyper server; about 1 minute)"
 ./target/release/podid-bench agent
+echo "== podid up (start to ready, pod creation to first token; network namespaces when root)"
+./target/release/podid-bench up

@@ -180,7 +180,7 @@ async fn sims(vmss: usize, per_vmss: usize, identities: usize) -> anyhow::Result
     })
 }
 
-fn podid_binary() -> anyhow::Result<PathBuf> {
+pub(crate) fn podid_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let p = exe.parent().context("exe dir")?.join("podid");
     anyhow::ensure!(

@@ -4,6 +4,7 @@
 
 mod agent;
 mod controller;
+mod up;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -62,6 +63,12 @@ enum What {
         /// Idle window for the ARM-call count, seconds.
         #[arg(long, default_value_t = 12)]
         idle_seconds: u64,
+    },
+    /// The playground: `podid up --demo --exit` start-to-ready and pod-creation-to-first-token times.
+    Up {
+        /// Runs.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
     },
     /// The node agent: the real `podid agent` process (built next to this binary) answering pods' cached
     /// token requests over loopback, against kube-sim and azure-sim; compared with a bare hyper server.
@@ -146,6 +153,7 @@ fn main() -> anyhow::Result<()> {
             paced_rate,
             miss_requests,
         })),
+        What::Up { runs } => rt.block_on(up::run(runs)),
         What::AgentHello => {
             drop(rt);
             agent::hello_server()

@@ -46,6 +46,17 @@ pub enum SpoofCheck {
     Off,
 }
 
+/// Who may read the read-only debug view (`/debug/pod` on the probe port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DebugView {
+    /// Callers on loopback only (the node itself, `kubectl port-forward`): pods cannot map their neighbours.
+    Loopback,
+    /// Any caller that reaches the probe port.
+    Any,
+    /// Not served (404).
+    Off,
+}
+
 /// iptables backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum IptablesMode {
@@ -189,6 +200,10 @@ pub struct AgentArgs {
     /// Address of the probe and metrics servers (upstream: all interfaces).
     #[arg(long = "admin-bind-address", default_value = "0.0.0.0")]
     pub admin_bind_address: IpAddr,
+    /// Who may read `/debug/pod?ip=<pod IP>` on the probe port (what the agent decides for that pod now, as
+    /// JSON; never a token or secret; `podid doctor` reads it): loopback callers, any caller, or nobody.
+    #[arg(long = "debug-view", value_enum, default_value = "loopback")]
+    pub debug_view: DebugView,
 }
 
 impl AgentArgs {

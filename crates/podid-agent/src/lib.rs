@@ -17,12 +17,15 @@
 //!   can be kept across restarts (`--keep-iptables-on-exit`).
 //! - On bridged networks each caller is checked to be the pod that owns its source IP (ARP-spoofing defence).
 //! - Federated mode: tokens through a federated credential trusting the pod's service account.
-//! - No pprof or debug endpoints.
+//! - No pprof; one read-only debug view on the probe port (`/debug/pod?ip=`, loopback callers by default, never
+//!   a token or secret) that says what the agent would decide for a pod now (`podid doctor` reads it).
 //!
 //! # Layout
-//! [`args`] flags · [`state`] watches and indexes · [`server`] the token server · [`metrics`].
+//! [`args`] flags · [`state`] watches and indexes · [`server`] the token server · [`debug`] the debug view ·
+//! [`metrics`].
 
 pub mod args;
+pub mod debug;
 pub mod metrics;
 pub mod server;
 pub mod state;
@@ -156,11 +159,19 @@ pub async fn run(
         args.enable_scale_features,
     );
     let s = shared.clone();
-    let probe = podid_runtime::admin::spawn(
+    let debug_cfg = debug::DebugConfig {
+        mode: args.operation_mode,
+        force_namespaced,
+        mic_namespace: args.mic_namespace.clone(),
+        node: args.node.clone(),
+        access: args.debug_view,
+    };
+    let probe = podid_runtime::admin::spawn_with(
         SocketAddr::new(args.admin_bind_address, args.http_probe_port),
-        move |path| {
+        move |req: &podid_runtime::admin::AdminRequest<'_>| {
             use podid_runtime::admin::{TEXT, not_found};
-            match path {
+            match req.path {
+                debug::DEBUG_POD_PATH => debug::answer(&s, &debug_cfg, req),
                 "/healthz" => (
                     200,
                     TEXT,

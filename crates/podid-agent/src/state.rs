@@ -115,6 +115,25 @@ impl Shared {
             .unwrap_or_default()
     }
 
+    /// The AAIs of a pod with their (namespace, name).
+    pub fn assigned_named(&self, ns: &str, pod: &str) -> Vec<(NsName, AssignedView)> {
+        self.assigned
+            .read()
+            .get(&(ns.to_string(), pod.to_string()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Exceptions of a namespace with their names.
+    pub fn exceptions_named(&self, ns: &str) -> Vec<(String, BTreeMap<String, String>)> {
+        self.exceptions
+            .read()
+            .iter()
+            .filter(|((n, _), _)| n == ns)
+            .map(|((_, name), l)| (name.clone(), l.clone()))
+            .collect()
+    }
+
     /// Bindings as a list.
     pub fn binding_list(&self) -> Vec<BindingView> {
         self.bindings.read().values().cloned().collect()

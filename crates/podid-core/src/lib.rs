@@ -5,4 +5,5 @@
 //! - [`nmi`]: the node agent's request routing, response shapes, identity selection and pod-by-IP index.
 
 pub mod assign;
+pub mod doctor;
 pub mod nmi;

@@ -345,7 +345,11 @@ pub async fn demo_client(args: DemoClientArgs) -> anyhow::Result<i32> {
         let kv = args
             .keyvault_url
             .clone()
-            .or_else(|| std::env::var("PODID_KEYVAULT_URL").ok().filter(|s| !s.is_empty()))
+            .or_else(|| {
+                std::env::var("PODID_KEYVAULT_URL")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+            })
             .unwrap_or_else(|| format!("https://{vault}.vault.azure.net"));
         match imds_token(
             &http,

@@ -227,7 +227,9 @@ mod tests {
         assert_eq!(c.resource_group, NODE_RESOURCE_GROUP);
         assert_eq!(c.vm_type, "vmss");
         assert_eq!(c.identity_client_id, CLUSTER_IDENTITY_CLIENT_ID);
-        let empty = load("tenants: [{id: 72f988bf-86f1-41af-91ab-2d7cd011db47}]\nsubscriptions: [{id: 0b1f6471-1bf0-4dda-aec3-111122223333}]\n");
+        let empty = load(
+            "tenants: [{id: 72f988bf-86f1-41af-91ab-2d7cd011db47}]\nsubscriptions: [{id: 0b1f6471-1bf0-4dda-aec3-111122223333}]\n",
+        );
         assert!(controller_cloud(&empty).unwrap_err().contains("no VM"));
     }
 

@@ -55,9 +55,22 @@ enum Command {
     Up(Box<podid_playground::up::UpArgs>),
     /// Run a local program as a playground pod's application (its network namespace, environment and files).
     Run(Box<podid_playground::run::RunArgs>),
+    /// Explain why a pod would or would not get a token now (exit 0 yes, 2 refused, 1 error). Finds a running
+    /// playground's agents through --dir / $PODID_UP_DIR (default .podid/up) when there is one.
+    Doctor(Box<DoctorCommand>),
     /// The upstream demo image's client (run as a pod by `podid up --demo`).
     #[command(hide = true)]
     DemoClient(Box<podid_playground::demo::DemoClientArgs>),
+}
+
+#[derive(Args, Debug)]
+struct DoctorCommand {
+    #[command(flatten)]
+    doctor: podid_doctor::DoctorArgs,
+    /// A `podid up` directory whose agents and kubeconfig to use (default: $PODID_UP_DIR, else .podid/up, when it
+    /// holds a running playground).
+    #[arg(long)]
+    dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -211,6 +224,26 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             let code = runtime()?.block_on(podid_playground::run::run(*args))?;
+            std::process::exit(code);
+        }
+        Command::Doctor(cmd) => {
+            let DoctorCommand { mut doctor, dir } = *cmd;
+            let mut agents = std::collections::BTreeMap::new();
+            let explicit_dir = dir.is_some();
+            let dir = podid_playground::state::resolve_dir(dir);
+            match podid_playground::state::load(&dir) {
+                Ok(state) => {
+                    for n in &state.nodes {
+                        agents.insert(n.name.clone(), n.agent_probe.clone());
+                    }
+                    if doctor.kubeconfig.is_none() {
+                        doctor.kubeconfig = Some(state.kubeconfig.clone());
+                    }
+                }
+                Err(e) if explicit_dir => return Err(e),
+                Err(_) => {}
+            }
+            let code = runtime()?.block_on(podid_doctor::run(doctor, &agents))?;
             std::process::exit(code);
         }
         Command::DemoClient(args) => {

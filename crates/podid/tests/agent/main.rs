@@ -498,3 +498,104 @@ async fn bad_mode_is_refused() {
         "{err}"
     );
 }
+
+/// The read-only debug view on the probe port (`GET /debug/pod?ip=`): what the agent's index and decision say
+/// for a bound pod, an unlabelled pod and an unknown IP, never a token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_view_of_a_pod() {
+    let env = start_env().await;
+    let id_a = create_identity(&env, "default", "id-a", msi_spec("id-a")).await;
+    create_binding(&env, "default", "b-a", "id-a", "sel-a").await;
+    let bound = create_pod(
+        &env,
+        "default",
+        "p-bound",
+        json!({"aadpodidbinding": "sel-a"}),
+        json!({}),
+    )
+    .await;
+    create_aai(&env, "default", "p-bound", &id_a, "Assigned").await;
+    let unlabelled = create_pod(&env, "default", "p-plain", json!({"app": "x"}), json!({})).await;
+    let agent = start_agent(&env, &[]).await;
+    let base = agent.probe.trim_end_matches("/healthz").to_string();
+    let view = |q: String| {
+        let url = format!("{base}/debug/pod?{q}");
+        async move {
+            let (s, body) = http("GET", &url, None).await;
+            assert!(
+                !body.contains("access_token") && !body.contains("eyJ"),
+                "never a token: {body}"
+            );
+            (
+                s,
+                serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
+                body,
+            )
+        }
+    };
+    // Ask for a token first so the cache holds one: the view must still not show it.
+    let (s, _, _) = get_from(bound, agent.addr, &token_path(""), META).await;
+    assert_eq!(s, 200);
+
+    let (s, v, body) = view(format!("ip={bound}")).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(v["ip"], bound.to_string());
+    assert_eq!(v["node"], NODE);
+    assert_eq!(v["mode"], "standard");
+    assert_eq!(v["force_namespaced"], false);
+    assert_eq!(
+        v["redirect"], "Active",
+        "--iptables off: nothing to wait for"
+    );
+    assert_eq!(v["synced"], true);
+    assert_eq!(v["pod"]["lookup"], "found");
+    assert_eq!(v["pod"]["namespace"], "default");
+    assert_eq!(v["pod"]["name"], "p-bound");
+    assert!(
+        v["pod"]["uid"].as_str().is_some_and(|u| !u.is_empty()),
+        "{body}"
+    );
+    assert_eq!(v["verdict"]["token"], true, "{body}");
+    let ids = v["verdict"]["identities"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(ids.len(), 1, "{body}");
+    assert_eq!(ids[0]["name"], "id-a");
+    assert_eq!(ids[0]["namespace"], "default");
+    assert_eq!(ids[0]["client_id"], client_id("id-a"));
+    assert_eq!(ids[0]["id_type"], 0);
+    assert_eq!(ids[0]["state"], "Assigned");
+
+    // A request for a client ID the pod is not bound to: refused, with the doctor's code and words.
+    let (_, v, body) = view(format!("ip={bound}&client_id={}", client_id("id-b"))).await;
+    assert_eq!(v["verdict"]["token"], false, "{body}");
+    assert_eq!(v["verdict"]["code"], "requested_not_bound", "{body}");
+
+    let (s, v, body) = view(format!("ip={unlabelled}")).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(v["pod"]["name"], "p-plain");
+    assert_eq!(v["verdict"]["token"], false);
+    assert_eq!(v["verdict"]["code"], "no_label", "{body}");
+    assert!(
+        v["verdict"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no aadpodidbinding label")),
+        "{body}"
+    );
+    assert!(
+        v["verdict"]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("add label aadpodidbinding=<selector>")),
+        "{body}"
+    );
+
+    let (s, v, body) = view("ip=127.20.0.250".into()).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(v["pod"]["lookup"], "unknown", "{body}");
+    assert!(v["verdict"].is_null(), "{body}");
+
+    let (s, v, _) = view("ip=nope".into()).await;
+    assert_eq!(s, 400);
+    assert!(v["error"].as_str().is_some_and(|e| e.contains("ip")));
+}

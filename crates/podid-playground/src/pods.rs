@@ -36,7 +36,7 @@ struct Wired {
     ip: IpAddr,
 }
 
-/// Runs until `stop` flips; returns the wired pod namespaces so the caller drops them (deleting them) in order.
+/// Runs until `stop` flips, then deletes every pod namespace it wired and its record.
 pub async fn run(client: kube::Client, net: PodNet, mut stop: watch::Receiver<bool>) {
     let api: Api<Pod> = Api::all(client.clone());
     let mut stream = watcher::watcher(api, watcher::Config::default())

@@ -95,8 +95,13 @@ impl Proc {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// SIGTERM, then SIGKILL after [`STOP_TIMEOUT`]. Returns the exit code (None when killed).
+    /// SIGTERM, then SIGKILL after [`STOP_TIMEOUT`]. Returns the exit code (128 + signal when a signal ended it
+    /// earlier; None when it had to be killed now).
     pub async fn stop(mut self) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return status.code().or(status.signal().map(|s| 128 + s));
+        }
         if let Some(pid) = self
             .child
             .id()

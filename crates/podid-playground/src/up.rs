@@ -44,6 +44,8 @@ const AGENT_METRICS_PORT: u16 = 9090;
 const LOOPBACK_POD_NET: [u8; 2] = [127, 21];
 /// The demo pod must be running with its network within this.
 const DEMO_POD_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a running playground checks that its child processes are alive.
+const CHILD_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// The demo client must finish within this.
 const DEMO_CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -271,7 +273,23 @@ pub async fn up(
     }
     if !args.exit {
         println!("Press Ctrl-C to stop (everything podid up created is removed).");
-        stop.await;
+        let mut reported = std::collections::HashSet::new();
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = tokio::time::sleep(CHILD_CHECK_INTERVAL) => {}
+            }
+            let children = running.agents.iter_mut().chain(running.controller.as_mut());
+            for p in children {
+                if !p.running() && reported.insert(p.what.clone()) {
+                    println!(
+                        "podid up: {} exited unexpectedly; its log: {}",
+                        p.what,
+                        p.log.display()
+                    );
+                }
+            }
+        }
     }
     println!("podid up: stopping");
     let problems = running.shutdown().await;

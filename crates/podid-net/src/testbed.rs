@@ -181,20 +181,23 @@ pub fn cleanup_stale(prefix: &str) -> Result<Vec<String>, NetError> {
             });
         }
     };
-    let own = std::process::id();
     let mut removed = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = owner_pid(&name, prefix) else {
-            continue;
-        };
-        if pid == own || Path::new("/proc").join(pid.to_string()).exists() {
+        if !is_stale(&name, prefix) {
             continue;
         }
         run_checked(Command::new(IP_BIN).args(["netns", "del", &name]))?;
         removed.push(name);
     }
     Ok(removed)
+}
+
+/// Whether `name` is `<prefix><pid>-…` with `<pid>` neither this process nor alive: something a killed run left.
+pub fn is_stale(name: &str, prefix: &str) -> bool {
+    owner_pid(name, prefix).is_some_and(|pid| {
+        pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists()
+    })
 }
 
 /// `<prefix><digits>-…` → the digits as a pid.

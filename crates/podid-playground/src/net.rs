@@ -253,10 +253,7 @@ pub fn cleanup_stale() -> anyhow::Result<Cleaned> {
             rd.flatten()
                 .filter_map(|e| {
                     let name = e.file_name().to_string_lossy().into_owned();
-                    let pid = owner_pid(&name)?;
-                    if pid == std::process::id()
-                        || Path::new("/proc").join(pid.to_string()).exists()
-                    {
+                    if !testbed::is_stale(&name, NETNS_PREFIX) {
                         return None;
                     }
                     let m = std::fs::metadata(e.path()).ok()?;
@@ -294,27 +291,11 @@ pub fn cleanup_stale() -> anyhow::Result<Cleaned> {
         .flatten()
     {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = owner_pid(&name) else {
-            continue;
-        };
-        if pid != std::process::id()
-            && !Path::new("/proc").join(pid.to_string()).exists()
-            && std::fs::remove_dir_all(e.path()).is_ok()
-        {
+        if testbed::is_stale(&name, NETNS_PREFIX) && std::fs::remove_dir_all(e.path()).is_ok() {
             cleaned.etc_dirs += 1;
         }
     }
     Ok(cleaned)
-}
-
-/// `pgd<digits>-…` → the digits as a pid.
-fn owner_pid(name: &str) -> Option<u32> {
-    let rest = name.strip_prefix(NETNS_PREFIX)?;
-    let (digits, _) = rest.split_once('-')?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
 }
 
 #[cfg(test)]
@@ -333,9 +314,12 @@ mod tests {
     fn addresses() {
         assert_eq!(pod_cidr(3), "10.244.3.0/24");
         assert_eq!(bridge_ip(3), Ipv4Addr::new(10, 244, 3, 1));
-        assert_eq!(owner_pid("pgd123-4-node0"), Some(123));
-        assert_eq!(owner_pid("pdt123-4-node0"), None);
-        assert_eq!(owner_pid("pgdx-4"), None);
+        assert!(!testbed::is_stale(
+            &format!("pgd{}-4-node0", std::process::id()),
+            NETNS_PREFIX
+        ));
+        assert!(!testbed::is_stale("pdt123-4-node0", NETNS_PREFIX));
+        assert!(!testbed::is_stale("pgdx-4", NETNS_PREFIX));
     }
 
     #[test]

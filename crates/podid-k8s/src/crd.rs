@@ -7,9 +7,11 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::CustomResourceExt;
 use serde_json::{Map, Value, json};
 
+use crate::gojson::go_fold_eq;
 use crate::types::{
-    API_VERSION_DESCRIPTION, AzureAssignedIdentity, AzureIdentity, AzureIdentityBinding,
-    AzurePodIdentityException, KIND_DESCRIPTION,
+    API_VERSION_DESCRIPTION, AZURE_IDENTITY_BINDING_LEGACY_KEYS, AZURE_IDENTITY_LEGACY_KEYS,
+    AZURE_POD_IDENTITY_EXCEPTION_LEGACY_KEYS, AzureAssignedIdentity, AzureIdentity,
+    AzureIdentityBinding, AzurePodIdentityException, KIND_DESCRIPTION,
 };
 
 /// Annotation key carried by every CRD of a `*.k8s.io` group that did not go through API review.
@@ -29,13 +31,29 @@ pub const API_APPROVED_UNAPPROVED: &str = "unapproved";
 ///   `metadata: {type: object}` property of the Go embedding quirk;
 /// - no `default`, `required`, `title` or empty `description` keywords anywhere, and no
 ///   `nullable` on objects (upstream has it only on `auxiliaryTenantIDs` and `replicas`).
+///
+/// Differences from upstream, for newcomers (docs/controller.md, "newcomer frictions"):
+/// - AzureAssignedIdentity has printer columns (upstream: NAME and AGE only), and
+///   AzureIdentity a `-o wide` `ResourceID` column;
+/// - the root `spec` of AzureIdentity, AzureIdentityBinding and AzurePodIdentityException also
+///   lists the pre-v1.6 keys (`ClientID`, `Selector`, …), each with the schema of the key it
+///   stands for, so old manifests are kept instead of pruned or refused (the embedded copies
+///   inside AzureAssignedIdentity stay as upstream: podid writes them).
 #[must_use]
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
-        adjust(AzureAssignedIdentity::crd(), false),
-        adjust(AzureIdentity::crd(), true),
-        adjust(AzureIdentityBinding::crd(), true),
-        adjust(AzurePodIdentityException::crd(), false),
+        adjust(AzureAssignedIdentity::crd(), false, &[]),
+        adjust(AzureIdentity::crd(), true, AZURE_IDENTITY_LEGACY_KEYS),
+        adjust(
+            AzureIdentityBinding::crd(),
+            true,
+            AZURE_IDENTITY_BINDING_LEGACY_KEYS,
+        ),
+        adjust(
+            AzurePodIdentityException::crd(),
+            false,
+            AZURE_POD_IDENTITY_EXCEPTION_LEGACY_KEYS,
+        ),
     ]
 }
 
@@ -50,7 +68,11 @@ pub fn crds_yaml() -> String {
     serde_saphyr::to_string_multiple(&crds()).expect("CRDs serialise to YAML")
 }
 
-fn adjust(mut crd: CustomResourceDefinition, empty_subresources: bool) -> CustomResourceDefinition {
+fn adjust(
+    mut crd: CustomResourceDefinition,
+    empty_subresources: bool,
+    legacy_keys: &[&str],
+) -> CustomResourceDefinition {
     crd.metadata
         .annotations
         .get_or_insert_with(Default::default)
@@ -69,19 +91,64 @@ fn adjust(mut crd: CustomResourceDefinition, empty_subresources: bool) -> Custom
         if let Some(validation) = version.schema.as_mut()
             && let Some(schema) = validation.open_api_v3_schema.take()
         {
-            validation.open_api_v3_schema = Some(adjust_schema(schema));
+            validation.open_api_v3_schema = Some(adjust_schema(schema, legacy_keys));
         }
     }
     crd
 }
 
-fn adjust_schema(schema: JSONSchemaProps) -> JSONSchemaProps {
+fn adjust_schema(schema: JSONSchemaProps, legacy_keys: &[&str]) -> JSONSchemaProps {
     let Ok(mut v) = serde_json::to_value(&schema) else {
         return schema;
     };
     clean(&mut v);
     resource_root(&mut v);
+    add_legacy_keys(&mut v, legacy_keys);
     serde_json::from_value(v).unwrap_or(schema)
+}
+
+/// Add each legacy key to the root `spec` with the schema of the current key it folds to (an
+/// object's properties also in their capitalised spelling: `ClientPassword: {Name, Namespace}`).
+fn add_legacy_keys(root: &mut Value, legacy_keys: &[&str]) {
+    let Some(props) = root
+        .pointer_mut("/properties/spec/properties")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let current_keys: Vec<(String, Value)> =
+        props.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    for legacy in legacy_keys {
+        let Some((current, mut schema)) = current_keys
+            .iter()
+            .find(|(k, _)| k.as_str() != *legacy && go_fold_eq(k, legacy))
+            .cloned()
+        else {
+            continue;
+        };
+        if let Some(inner) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+            let capitalised: Vec<(String, Value)> = inner
+                .iter()
+                .filter_map(|(k, v)| {
+                    let mut c = k.chars();
+                    let first = c.next()?.to_ascii_uppercase();
+                    let name: String = std::iter::once(first).chain(c).collect();
+                    (name != *k).then(|| (name, v.clone()))
+                })
+                .collect();
+            inner.extend(capitalised);
+        }
+        if let Some(o) = schema.as_object_mut() {
+            o.insert(
+                "description".into(),
+                json!(format!(
+                    "Deprecated: the pre-v1.6 spelling of {current}. Read when {current} is empty; \
+                     the controller rewrites it to {current} with a Warning event."
+                )),
+            );
+        }
+        props.insert((*legacy).to_owned(), schema);
+    }
 }
 
 /// Remove keywords upstream never emits, recursively.

@@ -9,6 +9,12 @@
 //!
 //! [`GoObject`] holds one decoded object whose keys have been canonicalised against the
 //! struct's field list. Fields are then taken one by one with [`GoObject::field`].
+//!
+//! Two refinements over Go, both for the pre-v1.6 spellings podid accepts and rewrites:
+//! - a folded key is used when the exact key is absent **or empty** (`null`, `""`, `{}`, `[]`),
+//!   so `{"clientID": "", "ClientID": "c"}` reads `c` (Go would take whichever came last);
+//! - every key matched by folding is recorded ([`GoObject::take_legacy`]) with whether its value
+//!   was used, so the controller can rewrite the object and say which key it replaced.
 
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer};
@@ -17,6 +23,61 @@ use serde_json::{Map, Value};
 /// One JSON/YAML object with its keys canonicalised to a struct's JSON field names.
 pub(crate) struct GoObject {
     fields: Map<String, Value>,
+    legacy: Vec<LegacyKey>,
+}
+
+/// A key written in another spelling than its field's JSON name (`ClientID` for `clientID`),
+/// found while decoding.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LegacyKey {
+    /// The key as written (`ClientID`).
+    pub written: String,
+    /// The field's current JSON name (`clientID`).
+    pub field: &'static str,
+    /// The value was not used: the current key was also present with a non-empty value, which
+    /// wins (as in Go, where the later key wins and the API server sorts `ClientID` before
+    /// `clientID`).
+    pub ignored: bool,
+}
+
+/// The [`LegacyKey`]s of one object, recorded while decoding and never serialised.
+///
+/// They describe how the object was *spelled*, not what it *means*: two specs with the same
+/// values compare equal whatever their spellings, so `==` on this type is always true.
+#[derive(Clone, Debug, Default)]
+pub struct LegacyKeys(pub Vec<LegacyKey>);
+
+impl LegacyKeys {
+    /// No key was written in a legacy spelling.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The recorded keys, sorted by the key as written.
+    pub fn iter(&self) -> impl Iterator<Item = &LegacyKey> {
+        self.0.iter()
+    }
+}
+
+impl PartialEq for LegacyKeys {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for LegacyKeys {}
+
+/// Go's `omitempty` notion of an empty value (numbers and booleans are never empty here: `type: 0`
+/// is a real identity type).
+fn is_empty_value(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 /// True when `key` matches the (ASCII) field name `field` under Go's simple case folding.
@@ -38,21 +99,42 @@ pub(crate) fn go_fold_eq(field: &str, key: &str) -> bool {
 }
 
 /// Canonicalise the keys of `map` against `names`: exact matches win over case-insensitive
-/// ones, keys matching no field are dropped.
+/// ones unless they are empty, keys matching no field are dropped.
 pub(crate) fn canonicalize(map: Map<String, Value>, names: &[&'static str]) -> Map<String, Value> {
+    canonicalize_recording(map, names).0
+}
+
+/// [`canonicalize`], also returning the keys matched by folding (sorted by the key as written).
+fn canonicalize_recording(
+    map: Map<String, Value>,
+    names: &[&'static str],
+) -> (Map<String, Value>, Vec<LegacyKey>) {
     let mut exact = Map::new();
-    let mut folded = Map::new();
+    let mut folded: Vec<(String, &'static str, Value)> = Vec::new();
     for (key, value) in map {
         if let Some(name) = names.iter().find(|n| **n == key) {
             exact.insert((*name).to_owned(), value);
         } else if let Some(name) = names.iter().find(|n| go_fold_eq(n, &key)) {
-            folded.entry((*name).to_owned()).or_insert(value);
+            folded.push((key, name, value));
         }
     }
-    for (key, value) in folded {
-        exact.entry(key).or_insert(value);
+    folded.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut legacy = Vec::with_capacity(folded.len());
+    for (written, field, value) in folded {
+        let taken = match exact.get(field) {
+            None => true,
+            Some(current) => is_empty_value(current) && !is_empty_value(&value),
+        };
+        if taken {
+            exact.insert(field.to_owned(), value);
+        }
+        legacy.push(LegacyKey {
+            written,
+            field,
+            ignored: !taken,
+        });
     }
-    exact
+    (exact, legacy)
 }
 
 impl GoObject {
@@ -63,9 +145,13 @@ impl GoObject {
         names: &[&'static str],
     ) -> Result<Self, D::Error> {
         let map = Option::<Map<String, Value>>::deserialize(deserializer)?.unwrap_or_default();
-        Ok(Self {
-            fields: canonicalize(map, names),
-        })
+        let (fields, legacy) = canonicalize_recording(map, names);
+        Ok(Self { fields, legacy })
+    }
+
+    /// The keys that were matched by folding rather than exactly.
+    pub(crate) fn take_legacy(&mut self) -> LegacyKeys {
+        LegacyKeys(std::mem::take(&mut self.legacy))
     }
 
     /// Take field `name`, decoding it as `T`; absent or `null` gives `T::default()`.
@@ -170,6 +256,42 @@ mod tests {
         let c = canonicalize(m, &["clientID"]);
         assert_eq!(c.get("clientID"), Some(&json!("new")));
         assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn folded_key_fills_an_empty_exact_key_and_is_recorded() {
+        let Value::Object(m) = json!({"ClientID": "legacy", "clientID": "", "ResourceID": "r", "resourceID": "new", "Type": 1})
+        else {
+            unreachable!()
+        };
+        let (c, legacy) = canonicalize_recording(m, &["clientID", "resourceID", "type"]);
+        assert_eq!(c.get("clientID"), Some(&json!("legacy")));
+        assert_eq!(c.get("resourceID"), Some(&json!("new")));
+        assert_eq!(c.get("type"), Some(&json!(1)));
+        let got: Vec<(&str, &str, bool)> = legacy
+            .iter()
+            .map(|l| (l.written.as_str(), l.field, l.ignored))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("ClientID", "clientID", false),
+                ("ResourceID", "resourceID", true),
+                ("Type", "type", false)
+            ]
+        );
+        // `type: 0` is a value, not an empty key: it wins over a legacy `Type`.
+        let Value::Object(m) = json!({"Type": 1, "type": 0}) else {
+            unreachable!()
+        };
+        let (c, legacy) = canonicalize_recording(m, &["type"]);
+        assert_eq!(c.get("type"), Some(&json!(0)));
+        assert!(legacy[0].ignored);
+        assert_eq!(
+            LegacyKeys(legacy),
+            LegacyKeys::default(),
+            "spelling is not value"
+        );
     }
 
     #[test]

@@ -30,7 +30,15 @@
 //!   `AzureIdentity`, `Selector`, `PodLabels` and variants like `ClientId` or `clientid`
 //!   all decode; an exact match wins over a folded one), `null` means "zero value", unknown
 //!   keys are ignored, and a missing `spec` gives the default spec. The keys of the root
-//!   object itself (`metadata`, `spec`, `status`) are matched exactly.
+//!   object itself (`metadata`, `spec`, `status`) are matched exactly. A folded key also
+//!   fills a current key that is present but empty, and every folded key is recorded in the
+//!   spec's `legacy_keys` ([`LegacyKeys`]: never serialised, ignored by `==`) so the
+//!   controller can rewrite the object to the current spelling and say so.
+//! - The CRD schemas list the pre-v1.6 keys next to the current ones
+//!   ([`AZURE_IDENTITY_LEGACY_KEYS`], [`AZURE_IDENTITY_BINDING_LEGACY_KEYS`],
+//!   [`AZURE_POD_IDENTITY_EXCEPTION_LEGACY_KEYS`]), so an old manifest is stored as written
+//!   instead of pruned (upstream's `Invalid resource id: ""`) or refused (kubectl's strict
+//!   field validation).
 //! - Encoding mirrors Go's `omitempty`: empty strings, zero counters, empty lists/maps and
 //!   the legacy empty status are omitted. `spec.type` is always written (Go omits `0`; both
 //!   decode to the same value).
@@ -47,12 +55,15 @@ mod gojson;
 mod types;
 
 pub use crd::{API_APPROVED_ANNOTATION, API_APPROVED_UNAPPROVED, crds, crds_yaml};
+pub use gojson::{LegacyKey, LegacyKeys};
 pub use types::{
-    ASSIGNED_ID_ASSIGNED, ASSIGNED_ID_CREATED, ASSIGNED_ID_UNASSIGNED, AssignedIdentityState,
-    AzureAssignedIdentity, AzureAssignedIdentitySpec, AzureAssignedIdentityStatus, AzureIdentity,
-    AzureIdentityBinding, AzureIdentityBindingSpec, AzureIdentityBindingStatus, AzureIdentitySpec,
-    AzureIdentityStatus, AzurePodIdentityException, AzurePodIdentityExceptionSpec,
-    AzurePodIdentityExceptionStatus, IdentityType,
+    ASSIGNED_ID_ASSIGNED, ASSIGNED_ID_CREATED, ASSIGNED_ID_UNASSIGNED,
+    AZURE_IDENTITY_BINDING_LEGACY_KEYS, AZURE_IDENTITY_LEGACY_KEYS,
+    AZURE_POD_IDENTITY_EXCEPTION_LEGACY_KEYS, AssignedIdentityState, AzureAssignedIdentity,
+    AzureAssignedIdentitySpec, AzureAssignedIdentityStatus, AzureIdentity, AzureIdentityBinding,
+    AzureIdentityBindingSpec, AzureIdentityBindingStatus, AzureIdentitySpec, AzureIdentityStatus,
+    AzurePodIdentityException, AzurePodIdentityExceptionSpec, AzurePodIdentityExceptionStatus,
+    IdentityType,
 };
 
 /// API group of the CRDs.

@@ -123,6 +123,9 @@ fn printer_columns_match_upstream() {
                 {"name": "Type", "type": "string", "jsonPath": ".spec.type"},
                 {"name": "ClientID", "type": "string", "jsonPath": ".spec.clientID"},
                 age.clone(),
+                // podid: `-o wide` only.
+                {"name": "ResourceID", "type": "string", "jsonPath": ".spec.resourceID", "priority": 1,
+                 "description": "ARM ID of the user-assigned identity (type 0)."},
             ])),
         ),
         (
@@ -130,10 +133,30 @@ fn printer_columns_match_upstream() {
             Some(json!([
                 {"name": "AzureIdentity", "type": "string", "jsonPath": ".spec.azureIdentity"},
                 {"name": "Selector", "type": "string", "jsonPath": ".spec.selector"},
-                age,
+                age.clone(),
             ])),
         ),
-        ("azureassignedidentities.aadpodidentity.k8s.io", None),
+        // podid (upstream has none): what a newcomer asks first, wide columns for the rest.
+        (
+            "azureassignedidentities.aadpodidentity.k8s.io",
+            Some(json!([
+                {"name": "Pod", "type": "string", "jsonPath": ".spec.pod",
+                 "description": "Name of the pod the identity is assigned for."},
+                {"name": "PodNamespace", "type": "string", "jsonPath": ".spec.podNamespace",
+                 "description": "Namespace of the pod."},
+                {"name": "Identity", "type": "string", "jsonPath": ".spec.azureIdentityRef.metadata.name",
+                 "description": "Name of the AzureIdentity (in the binding's namespace)."},
+                {"name": "Status", "type": "string", "jsonPath": ".status.status",
+                 "description": "Created (being assigned), Assigned, or Unassigned (being removed)."},
+                age,
+                {"name": "Node", "type": "string", "jsonPath": ".spec.nodename", "priority": 1,
+                 "description": "Node the pod runs on (its VM or scale set holds the identity)."},
+                {"name": "Binding", "type": "string", "jsonPath": ".spec.azureBindingRef.metadata.name", "priority": 1,
+                 "description": "Name of the AzureIdentityBinding that matched the pod."},
+                {"name": "ClientID", "type": "string", "jsonPath": ".spec.azureIdentityRef.spec.clientID", "priority": 1,
+                 "description": "Client ID of the identity."},
+            ])),
+        ),
         ("azurepodidentityexceptions.aadpodidentity.k8s.io", None),
     ];
     for (name, want) in cases {
@@ -224,19 +247,57 @@ fn expected_binding() -> Value {
     })
 }
 
+/// `expected` with podid's pre-v1.6 keys added to the root spec (each with its current key's
+/// schema; an object's properties also capitalised).
+fn with_legacy_keys(mut expected: Value, keys: &[(&str, &str)]) -> Value {
+    let spec = &mut expected["properties"]["spec"]["properties"];
+    for (legacy, current) in keys {
+        let mut schema = spec[*current].clone();
+        if let Some(p) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+            let caps: Vec<(String, Value)> = p
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        format!("{}{}", k[..1].to_ascii_uppercase(), &k[1..]),
+                        v.clone(),
+                    )
+                })
+                .collect();
+            p.extend(caps);
+        }
+        spec[*legacy] = schema;
+    }
+    expected
+}
+
 #[test]
 fn schemas_match_upstream_structure() {
     assert_eq!(
         skeleton(&schema_of(&crd_named(
             "azureidentities.aadpodidentity.k8s.io"
         ))),
-        expected_identity()
+        with_legacy_keys(
+            expected_identity(),
+            &[
+                ("ClientID", "clientID"),
+                ("ClientId", "clientID"),
+                ("ClientPassword", "clientPassword"),
+                ("ResourceID", "resourceID"),
+                ("ResourceId", "resourceID"),
+                ("TenantID", "tenantID"),
+                ("TenantId", "tenantID"),
+                ("Type", "type"),
+            ]
+        )
     );
     assert_eq!(
         skeleton(&schema_of(&crd_named(
             "azureidentitybindings.aadpodidentity.k8s.io"
         ))),
-        expected_binding()
+        with_legacy_keys(
+            expected_binding(),
+            &[("AzureIdentity", "azureIdentity"), ("Selector", "selector")]
+        )
     );
     let mut embedded_identity = expected_identity();
     embedded_identity["x-kubernetes-embedded-resource"] = json!(true);
@@ -278,7 +339,8 @@ fn schemas_match_upstream_structure() {
             "metadata": {"type": "object"},
             "spec": {"type": "object", "properties": {
                 "metadata": {"type": "object"},
-                "podLabels": {"type": "object", "additionalProperties": {"type": "string"}}
+                "podLabels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "PodLabels": {"type": "object", "additionalProperties": {"type": "string"}}
             }},
             "status": {"type": "object", "properties": {
                 "metadata": {"type": "object"},
@@ -831,6 +893,7 @@ fn encoding_omits_empty_like_go() {
         azure_identity: "i".into(),
         selector: "s".into(),
         weight: 2,
+        ..Default::default()
     })
     .unwrap_or(Value::Null);
     assert_eq!(
@@ -970,20 +1033,87 @@ fn upstream_documents_are_accepted_by_the_crd_schemas() {
 }
 
 #[test]
-fn legacy_keys_are_pruned_by_the_server_as_upstream() {
-    // The documented v1.6 breaking change: structural pruning drops the old spellings.
-    let out = admit_yaml(AZURE_IDENTITY_RESOURCE, LEGACY_IDENTITY);
+fn legacy_keys_are_kept_by_the_server_unlike_upstream() {
+    // Upstream's v1.6 breaking change: structural pruning dropped the old spellings (or kubectl's
+    // strict validation refused them). podid's schemas list them, so they are stored as written.
+    for (plural, doc) in [
+        (AZURE_IDENTITY_RESOURCE, LEGACY_IDENTITY),
+        (AZURE_IDENTITY_BINDING_RESOURCE, LEGACY_BINDING),
+        (AZURE_POD_IDENTITY_EXCEPTION_RESOURCE, LEGACY_EXCEPTION),
+    ] {
+        let (schema, _) = schema_and_columns(plural);
+        let mut obj: Value = yaml(doc);
+        let before = obj.clone();
+        let out = kube_sim_schema::admit(&schema, &mut obj);
+        assert!(out.errors.is_empty(), "{plural}: {:?}", out.errors);
+        assert!(
+            out.unknown_fields.is_empty(),
+            "{plural}: {:?}",
+            out.unknown_fields
+        );
+        assert_eq!(obj, before, "{plural}: nothing pruned");
+    }
+    // The kept keys decode, and say they are legacy.
+    let (schema, _) = schema_and_columns(AZURE_IDENTITY_RESOURCE);
+    let mut obj: Value = yaml(LEGACY_IDENTITY);
+    let _ = kube_sim_schema::admit(&schema, &mut obj);
+    let id: AzureIdentity = serde_json::from_value(obj).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(id.spec.client_id, "legacy-client");
+    let written: Vec<(&str, &str)> = id
+        .spec
+        .legacy_keys
+        .iter()
+        .map(|l| (l.written.as_str(), l.field))
+        .collect();
     assert_eq!(
-        out.unknown_fields,
+        written,
         [
-            "spec.ClientId",
-            "spec.ClientPassword",
-            "spec.ResourceID",
-            "spec.TenantID"
+            ("ClientId", "clientID"),
+            ("ClientPassword", "clientPassword"),
+            ("ResourceID", "resourceID"),
+            ("TenantID", "tenantID")
         ]
     );
-    let out = admit_yaml(AZURE_IDENTITY_BINDING_RESOURCE, LEGACY_BINDING);
-    assert_eq!(out.unknown_fields, ["spec.AzureIdentity", "spec.Selector"]);
+    // A spelling podid does not list is still unknown (pruned, or refused by strict validation).
+    let out = admit_yaml(
+        AZURE_IDENTITY_RESOURCE,
+        "apiVersion: aadpodidentity.k8s.io/v1\nkind: AzureIdentity\nmetadata: {name: x}\nspec: {clientid: c}\n",
+    );
+    assert_eq!(out.unknown_fields, ["spec.clientid"]);
+}
+
+#[test]
+fn legacy_keys_are_recorded_and_fill_empty_current_keys() {
+    let id: AzureIdentity = yaml(LEGACY_IDENTITY);
+    assert_eq!(id.spec.legacy_keys.iter().count(), 4);
+    assert!(id.spec.legacy_keys.iter().all(|l| !l.ignored));
+    let current: AzureIdentity = yaml(README_IDENTITY);
+    assert!(current.spec.legacy_keys.is_empty());
+    // An empty current key takes the legacy value; a non-empty one wins and the legacy key is
+    // marked ignored.
+    let spec: AzureIdentitySpec = serde_json::from_value(
+        json!({"clientID": "", "ClientID": "old-c", "resourceID": "new-r", "ResourceID": "old-r"}),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(spec.client_id, "old-c");
+    assert_eq!(spec.resource_id, "new-r");
+    let flags: Vec<(&str, bool)> = spec
+        .legacy_keys
+        .iter()
+        .map(|l| (l.written.as_str(), l.ignored))
+        .collect();
+    assert_eq!(flags, [("ClientID", false), ("ResourceID", true)]);
+    // Spelling is not meaning: equal values compare equal.
+    let b1: AzureIdentityBinding = yaml(LEGACY_BINDING);
+    let mut b2 = b1.clone();
+    b2.spec.legacy_keys = LegacyKeys::default();
+    assert_eq!(b1, b2);
+    // And re-encoding writes only the current keys.
+    let v = serde_json::to_value(&b1.spec).unwrap_or(Value::Null);
+    assert_eq!(
+        v,
+        json!({"azureIdentity": "legacy", "selector": "legacy-selector"})
+    );
 }
 
 #[test]
@@ -1042,16 +1172,57 @@ fn kubectl_get_table_columns() {
     );
     assert_eq!(
         t["rows"][0]["cells"],
-        json!(["demo", "0", "11111111-2222-3333-4444-555555555555", "3m2s"])
+        json!([
+            "demo",
+            "0",
+            "11111111-2222-3333-4444-555555555555",
+            "3m2s",
+            obj["spec"]["resourceID"]
+        ]),
+        "the server sends every cell; kubectl hides priority-1 columns without -o wide"
     );
     let (_, aai_columns) = schema_and_columns(AZURE_ASSIGNED_IDENTITY_RESOURCE);
-    let names: Vec<String> = kube_sim_schema::crd_columns(&aai_columns)
-        .into_iter()
-        .map(|c| c.name)
-        .collect();
+    let cols = kube_sim_schema::crd_columns(&aai_columns);
+    let names: Vec<(&str, i32)> = cols.iter().map(|c| (c.name.as_str(), c.priority)).collect();
     assert_eq!(
         names,
-        ["Name", "Age"],
-        "kubectl get shows only NAME and AGE"
+        [
+            ("Name", 0),
+            ("Pod", 0),
+            ("PodNamespace", 0),
+            ("Identity", 0),
+            ("Status", 0),
+            ("Age", 0),
+            ("Node", 1),
+            ("Binding", 1),
+            ("ClientID", 1)
+        ],
+        "kubectl get shows who, which identity and its state; -o wide adds where"
+    );
+    let mut aai: Value = yaml(APPENDIX_A);
+    aai["metadata"]["creationTimestamp"] = json!("2024-01-01T00:00:00Z");
+    let t = kube_sim_schema::table(
+        &cols,
+        &[&aai],
+        json!({"resourceVersion": "1"}),
+        kube_sim_schema::IncludeObject::Metadata,
+        now,
+    );
+    let cells = &t["rows"][0]["cells"];
+    assert_eq!(cells[1], json!(aai["spec"]["pod"]));
+    assert_eq!(cells[2], json!(aai["spec"]["podNamespace"]));
+    assert_eq!(
+        cells[3],
+        json!(aai["spec"]["azureIdentityRef"]["metadata"]["name"])
+    );
+    assert_eq!(cells[4], json!(aai["status"]["status"]));
+    assert_eq!(cells[6], json!(aai["spec"]["nodename"]));
+    assert_eq!(
+        cells[7],
+        json!(aai["spec"]["azureBindingRef"]["metadata"]["name"])
+    );
+    assert_eq!(
+        cells[8],
+        json!(aai["spec"]["azureIdentityRef"]["spec"]["clientID"])
     );
 }

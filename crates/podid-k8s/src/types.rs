@@ -16,7 +16,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::gojson::{GoObject, json_kind};
+use crate::gojson::{GoObject, LegacyKeys, json_kind};
 
 /// Description used by controller-gen for `apiVersion` properties.
 pub(crate) const API_VERSION_DESCRIPTION: &str = "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources";
@@ -265,6 +265,33 @@ fn is_zero_i64(n: &i64) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Legacy spellings
+// ---------------------------------------------------------------------------------------------
+
+/// Pre-v1.6 `AzureIdentity.spec` keys the CRD schema also accepts, so that the API server keeps
+/// them (upstream's v1 CRDs prune them, or refuse them under kubectl's strict field
+/// validation). The decoder reads them when the current key is absent or empty, and the
+/// controller rewrites them to the current keys. Upstream renamed `ClientID`, `ClientPassword`,
+/// `ResourceID` and `TenantID` in v1.6; the `…Id` variants are common in old manifests, and
+/// `Type` decoded like any other key before v1.6 (Go matches keys case-insensitively).
+pub const AZURE_IDENTITY_LEGACY_KEYS: &[&str] = &[
+    "ClientID",
+    "ClientId",
+    "ClientPassword",
+    "ResourceID",
+    "ResourceId",
+    "TenantID",
+    "TenantId",
+    "Type",
+];
+/// Pre-v1.6 `AzureIdentityBinding.spec` keys the CRD schema also accepts (see
+/// [`AZURE_IDENTITY_LEGACY_KEYS`]).
+pub const AZURE_IDENTITY_BINDING_LEGACY_KEYS: &[&str] = &["AzureIdentity", "Selector"];
+/// Pre-v1.6 `AzurePodIdentityException.spec` keys the CRD schema also accepts (read by the node
+/// agent; the controller does not watch exceptions, so they are not rewritten).
+pub const AZURE_POD_IDENTITY_EXCEPTION_LEGACY_KEYS: &[&str] = &["PodLabels"];
+
+// ---------------------------------------------------------------------------------------------
 // AzureIdentity
 // ---------------------------------------------------------------------------------------------
 
@@ -283,7 +310,8 @@ fn is_zero_i64(n: &i64) -> bool {
     doc = "AzureIdentity is the specification of the identity data structure.",
     printcolumn = r#"{"name": "Type", "type": "string", "jsonPath": ".spec.type"}"#,
     printcolumn = r#"{"name": "ClientID", "type": "string", "jsonPath": ".spec.clientID"}"#,
-    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp", "description": "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC."}"#
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp", "description": "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC."}"#,
+    printcolumn = r#"{"name": "ResourceID", "type": "string", "jsonPath": ".spec.resourceID", "priority": 1, "description": "ARM ID of the user-assigned identity (type 0)."}"#
 )]
 #[serde(rename_all = "camelCase", default)]
 pub struct AzureIdentitySpec {
@@ -317,6 +345,9 @@ pub struct AzureIdentitySpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(description = "")]
     pub replicas: Option<i32>,
+    /// Keys written in a pre-v1.6 (or other non-current) spelling; see [`LegacyKeys`].
+    #[serde(skip)]
+    pub legacy_keys: LegacyKeys,
 }
 
 impl AzureIdentitySpec {
@@ -346,6 +377,7 @@ impl<'de> Deserialize<'de> for AzureIdentitySpec {
             ad_resource_id: o.field("adResourceID")?,
             ad_endpoint: o.field("adEndpoint")?,
             replicas: o.field("replicas")?,
+            legacy_keys: o.take_legacy(),
         })
     }
 }
@@ -404,6 +436,9 @@ pub struct AzureIdentityBindingSpec {
     #[serde(skip_serializing_if = "is_zero_i64")]
     #[schemars(schema_with = "go_int")]
     pub weight: i64,
+    /// Keys written in a pre-v1.6 (or other non-current) spelling; see [`LegacyKeys`].
+    #[serde(skip)]
+    pub legacy_keys: LegacyKeys,
 }
 
 impl<'de> Deserialize<'de> for AzureIdentityBindingSpec {
@@ -413,6 +448,7 @@ impl<'de> Deserialize<'de> for AzureIdentityBindingSpec {
             azure_identity: o.field("azureIdentity")?,
             selector: o.field("selector")?,
             weight: o.field("weight")?,
+            legacy_keys: o.take_legacy(),
         })
     }
 }
@@ -452,7 +488,15 @@ impl<'de> Deserialize<'de> for AzureIdentityBindingStatus {
     status = "AzureAssignedIdentityStatus",
     derive = "Default",
     derive = "PartialEq",
-    doc = "AzureAssignedIdentity contains the identity <-> pod mapping which is matched."
+    doc = "AzureAssignedIdentity contains the identity <-> pod mapping which is matched.",
+    printcolumn = r#"{"name": "Pod", "type": "string", "jsonPath": ".spec.pod", "description": "Name of the pod the identity is assigned for."}"#,
+    printcolumn = r#"{"name": "PodNamespace", "type": "string", "jsonPath": ".spec.podNamespace", "description": "Namespace of the pod."}"#,
+    printcolumn = r#"{"name": "Identity", "type": "string", "jsonPath": ".spec.azureIdentityRef.metadata.name", "description": "Name of the AzureIdentity (in the binding's namespace)."}"#,
+    printcolumn = r#"{"name": "Status", "type": "string", "jsonPath": ".status.status", "description": "Created (being assigned), Assigned, or Unassigned (being removed)."}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp", "description": "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC."}"#,
+    printcolumn = r#"{"name": "Node", "type": "string", "jsonPath": ".spec.nodename", "priority": 1, "description": "Node the pod runs on (its VM or scale set holds the identity)."}"#,
+    printcolumn = r#"{"name": "Binding", "type": "string", "jsonPath": ".spec.azureBindingRef.metadata.name", "priority": 1, "description": "Name of the AzureIdentityBinding that matched the pod."}"#,
+    printcolumn = r#"{"name": "ClientID", "type": "string", "jsonPath": ".spec.azureIdentityRef.spec.clientID", "priority": 1, "description": "Client ID of the identity."}"#
 )]
 #[serde(rename_all = "camelCase", default)]
 pub struct AzureAssignedIdentitySpec {
@@ -561,6 +605,9 @@ pub struct AzurePodIdentityExceptionSpec {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(description = "")]
     pub pod_labels: BTreeMap<String, String>,
+    /// Keys written in a pre-v1.6 (or other non-current) spelling; see [`LegacyKeys`].
+    #[serde(skip)]
+    pub legacy_keys: LegacyKeys,
 }
 
 impl<'de> Deserialize<'de> for AzurePodIdentityExceptionSpec {
@@ -568,6 +615,7 @@ impl<'de> Deserialize<'de> for AzurePodIdentityExceptionSpec {
         let mut o = GoObject::deserialize(d, &["podLabels"])?;
         Ok(Self {
             pod_labels: o.field("podLabels")?,
+            legacy_keys: o.take_legacy(),
         })
     }
 }

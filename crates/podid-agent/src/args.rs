@@ -204,6 +204,17 @@ pub struct AgentArgs {
     /// JSON; never a token or secret; `podid doctor` reads it): loopback callers, any caller, or nobody.
     #[arg(long = "debug-view", value_enum, default_value = "loopback")]
     pub debug_view: DebugView,
+    /// The cloud config (azure.json) naming the cluster's own identities, which pods are refused unless their
+    /// AzureIdentity's namespace is in --allow-cluster-identity-namespaces. A missing file protects nothing but
+    /// the deny-list (said at start).
+    #[arg(long = "cloud-config", default_value = "/etc/kubernetes/azure.json")]
+    pub cloud_config: PathBuf,
+    /// Client IDs or ARM resource IDs (comma-separated) that no pod gets, whatever its bindings say.
+    #[arg(long = "denied-identities", default_value = "")]
+    pub denied_identities: String,
+    /// Namespaces (comma-separated) whose AzureIdentities may name the cluster's own identities (opt-in).
+    #[arg(long = "allow-cluster-identity-namespaces", default_value = "")]
+    pub allow_cluster_identity_namespaces: String,
 }
 
 impl AgentArgs {

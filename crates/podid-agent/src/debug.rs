@@ -43,6 +43,8 @@ pub struct DebugConfig {
     pub node: String,
     /// `--debug-view`.
     pub access: DebugView,
+    /// Cluster identity protection.
+    pub protected: podid_core::protect::ProtectedIdentities,
 }
 
 fn doctor_mode(m: Mode) -> DoctorMode {
@@ -127,15 +129,10 @@ pub fn pod_view(
                 service_account: p.service_account.clone(),
                 node: cfg.node.clone(),
             };
-            let standard = cfg.mode == Mode::Standard;
             let cluster = ClusterFacts {
                 bindings: shared.binding_list(),
-                identities: if standard {
-                    Default::default()
-                } else {
-                    shared.identities.read().clone()
-                },
-                identities_known: !standard,
+                identities: shared.identities.read().clone(),
+                identities_known: true,
                 assigned: shared
                     .assigned_named(&p.namespace, &p.name)
                     .into_iter()
@@ -168,6 +165,7 @@ pub fn pod_view(
                 force_namespaced: cfg.force_namespaced,
                 mic_namespace: cfg.mic_namespace.clone(),
                 wanted,
+                protected: cfg.protected.clone(),
             };
             let d = diagnose_caller(&caller, &cluster, &settings);
             (
@@ -213,6 +211,7 @@ mod tests {
             mic_namespace: "default".into(),
             node: "n1".into(),
             access,
+            protected: Default::default(),
         }
     }
 

@@ -107,6 +107,34 @@ fn environment(
         .with_context(|| format!("--cloud-name {name}"))
 }
 
+/// Cluster identity protection from `--cloud-config`, `--denied-identities` and
+/// `--allow-cluster-identity-namespaces`; what it protects is said once at start (without the IDs).
+fn protected_identities(args: &AgentArgs) -> podid_core::protect::ProtectedIdentities {
+    let cluster = match podid_azure::cloud::CloudConfig::from_file(&args.cloud_config) {
+        Ok(c) => c.cluster_client_ids(),
+        Err(e) => {
+            if args.cloud_config.exists() {
+                tracing::warn!(path = %args.cloud_config.display(), error = %e, "cloud config unreadable: the cluster's own identities are not known, only --denied-identities is refused");
+            } else {
+                tracing::info!(path = %args.cloud_config.display(), "no cloud config: the cluster's own identities are not known, only --denied-identities is refused");
+            }
+            Vec::new()
+        }
+    };
+    let n = cluster.len();
+    let p = podid_core::protect::ProtectedIdentities::from_flags(
+        cluster,
+        &args.denied_identities,
+        &args.allow_cluster_identity_namespaces,
+    );
+    tracing::info!(
+        cluster_identities = n,
+        allowed_namespaces = %args.allow_cluster_identity_namespaces,
+        "cluster identity protection"
+    );
+    p
+}
+
 /// Run the agent until `stop` resolves. Returns an error when cleanup failed (exit 1, as upstream).
 pub async fn run(
     args: AgentArgs,
@@ -158,6 +186,7 @@ pub async fn run(
         args.operation_mode,
         args.enable_scale_features,
     );
+    let protected = protected_identities(&args);
     let s = shared.clone();
     let debug_cfg = debug::DebugConfig {
         mode: args.operation_mode,
@@ -165,6 +194,7 @@ pub async fn run(
         mic_namespace: args.mic_namespace.clone(),
         node: args.node.clone(),
         access: args.debug_view,
+        protected: protected.clone(),
     };
     let probe = podid_runtime::admin::spawn_with(
         SocketAddr::new(args.admin_bind_address, args.http_probe_port),
@@ -227,6 +257,7 @@ pub async fn run(
         retry_interval_secs: args.find_identity_retry_interval,
         node: args.node.clone(),
         imds_base: args.imds_base(),
+        protected,
     };
     let agent = Arc::new(Agent::new(shared.clone(), cfg, client, tokens, http, peer));
     // Listen before redirecting: the rule never points at nothing.

@@ -26,6 +26,7 @@ use podid_core::nmi::request::{
 use podid_core::nmi::select::{
     AssignedEval, IdentityView, assigned_timeout_message, bound_identities, choose,
     created_timeout_message, eval_assigned, is_controller_pod, is_excepted, standard_fast_refusal,
+    standard_nothing_to_wait_for, without_protected,
 };
 use podid_k8s::POD_LABEL_KEY;
 use podid_net::peer::{PeerChecker, PeerVerdict};
@@ -65,6 +66,8 @@ pub struct Config {
     pub node: String,
     /// Where proxied requests go.
     pub imds_base: String,
+    /// Cluster identity protection (cloud config, deny-list, opt-in namespaces).
+    pub protected: podid_core::protect::ProtectedIdentities,
 }
 
 /// The token server's state.
@@ -361,6 +364,8 @@ impl Agent {
                     &self.shared.identities.read(),
                     namespaced,
                 );
+                let ids = without_protected(ids, wanted, &self.cfg.protected)
+                    .map_err(|m| Reply::error(403, m))?;
                 choose(&ids, wanted, ns, name, namespaced)
                     .map_err(|m| Reply::identity_not_found(m, ra))
             }
@@ -391,10 +396,27 @@ impl Agent {
                     }
                     match eval_assigned(&aais, wanted) {
                         AssignedEval::Ready(list) => {
+                            let list = without_protected(list, wanted, &self.cfg.protected)
+                                .map_err(|m| Reply::error(403, m))?;
                             return choose(&list, wanted, ns, name, self.cfg.force_namespaced)
                                 .map_err(|m| Reply::identity_not_found(m, ra));
                         }
                         AssignedEval::Pending { created } => {
+                            // Wait only when an assignment can still come for what was asked.
+                            if let Some(label) = label
+                                && let Some(msg) = standard_nothing_to_wait_for(
+                                    ns,
+                                    name,
+                                    label,
+                                    wanted,
+                                    &self.shared.binding_list(),
+                                    &self.shared.identities.read(),
+                                    &aais,
+                                    self.cfg.force_namespaced,
+                                )
+                            {
+                                return Err(Reply::identity_not_found(msg, ra));
+                            }
                             let now = Instant::now();
                             let attempts = self.cfg.retry_created + self.cfg.retry_assigned;
                             if now >= total_deadline {

@@ -1,5 +1,5 @@
 //! What the agent knows, fed by watches: this node's pods by IP, the node's AzureAssignedIdentities by pod,
-//! bindings, identities (managed and federated modes) and exceptions. Memory follows the node (pods and AAIs are
+//! bindings, identities and exceptions. Memory follows the node (pods and AAIs are
 //! watched with node selectors) plus the identity objects, never the cluster's pod count.
 //!
 //! Every change bumps a generation number on a `tokio::sync::watch` channel: a token request waiting for its
@@ -78,7 +78,9 @@ impl Shared {
             identities: RwLock::default(),
             exceptions: RwLock::default(),
             changes: tokio::sync::watch::channel(0).0,
-            needed: [true, standard, true, !standard, true],
+            // Identities in every mode: standard mode reads them to refuse at once a request that no binding
+            // of the pod could ever satisfy.
+            needed: [true, standard, true, true, true],
             synced: Default::default(),
             initialized: AtomicBool::new(false),
             metrics: Metrics::default(),
@@ -365,7 +367,7 @@ pub fn spawn_watches(
             }
         },
     )));
-    if mode != Mode::Standard {
+    {
         let s = shared.clone();
         let api: Api<AzureIdentity> = Api::all(client.clone());
         tasks.push(tokio::spawn(pump(

@@ -242,6 +242,21 @@ fn parse_mapping(text: &str) -> Result<Map<String, Value>, String> {
 // === impl CloudConfig ===
 
 impl CloudConfig {
+    /// Client IDs of the cluster's own identities: the kubelet / node identity used through IMDS
+    /// (`userAssignedIdentityID`) and the cluster service principal (`aadClientId`, unless it is `msi`).
+    #[must_use]
+    pub fn cluster_client_ids(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.user_assigned_identity_id.trim().is_empty() {
+            out.push(self.user_assigned_identity_id.trim().to_string());
+        }
+        let sp = self.aad_client_id.trim();
+        if !sp.is_empty() && !sp.eq_ignore_ascii_case("msi") {
+            out.push(sp.to_string());
+        }
+        out
+    }
+
     /// Read the cloud-config file (YAML or JSON).
     pub fn from_file(path: impl AsRef<Path>) -> Result<CloudConfig, CloudError> {
         let path = path.as_ref();

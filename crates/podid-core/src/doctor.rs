@@ -42,7 +42,7 @@ use crate::assign::{assigned_name, is_valid_resource_id};
 use crate::nmi::request::Wanted;
 use crate::nmi::select::{
     AssignedEval, AssignedState, AssignedView, BindingView, IdentityView, bound_identities, choose,
-    eval_assigned, is_controller_pod, is_excepted, standard_fast_refusal,
+    eval_assigned, is_controller_pod, is_excepted, standard_fast_refusal, without_protected,
 };
 
 /// Pod label whose value is matched against `AzureIdentityBinding.spec.selector` (as `podid_k8s::POD_LABEL_KEY`).
@@ -104,6 +104,8 @@ pub struct Settings {
     pub mic_namespace: String,
     /// The identity asked for (`client_id=`, `mi_res_id=`), or any.
     pub wanted: Wanted,
+    /// Cluster identity protection in force on the agent.
+    pub protected: crate::protect::ProtectedIdentities,
 }
 
 impl Settings {
@@ -445,6 +447,11 @@ pub enum Reason {
         assigned: Vec<String>,
         /// The pod's node.
         node: String,
+    },
+    /// Cluster identity protection refuses the identity (the cluster's own, or deny-listed).
+    IdentityProtected {
+        /// The refusal as the agent words it.
+        message: String,
     },
     /// The requested identity is not among the pod's.
     RequestedNotBound {
@@ -1067,6 +1074,10 @@ impl Ctx<'_> {
         };
         match eval_assigned(&views, wanted) {
             AssignedEval::Ready(list) => {
+                let list = match without_protected(list, wanted, &self.settings.protected) {
+                    Ok(l) => l,
+                    Err(message) => return Verdict::Refused(Reason::IdentityProtected { message }),
+                };
                 match choose(&list, wanted, self.ns(), &self.caller.name, namespaced) {
                     Ok(id) => {
                         let usable = match eval_assigned(&views, &Wanted::Any) {
@@ -1180,6 +1191,10 @@ impl Ctx<'_> {
                     .unwrap_or_else(|| self.label_reason()),
             );
         }
+        let ids = match without_protected(ids, &self.settings.wanted, &self.settings.protected) {
+            Ok(l) => l,
+            Err(message) => return Verdict::Refused(Reason::IdentityProtected { message }),
+        };
         let via = if self.settings.mode == Mode::Federated {
             Via::Federated
         } else {
@@ -1335,6 +1350,7 @@ impl Reason {
             Reason::AssignedUnassigned { .. } => "assigned_unassigned",
             Reason::AssignedOnOtherNode { .. } => "assigned_on_other_node",
             Reason::RequestedNotBound { .. } => "requested_not_bound",
+            Reason::IdentityProtected { .. } => "identity_protected",
         }
     }
 
@@ -1416,6 +1432,7 @@ impl Reason {
                 "the requested identity {requested} is not bound to this pod (it may ask for: {})",
                 list(available)
             ),
+            Reason::IdentityProtected { message } => message.clone(),
         }
     }
 
@@ -1460,6 +1477,10 @@ impl Reason {
             Reason::AssignedOnOtherNode { .. } => "the controller replaces it on its next sync; check its logs if it stays".into(),
             Reason::RequestedNotBound { requested, .. } => format!(
                 "request one of the pod's identities, or bind {requested} to the pod (an AzureIdentityBinding whose selector is the pod's label)"
+            ),
+            Reason::IdentityProtected { .. } => format!(
+                "give the pod an identity of its own; the cluster's identity can change its nodes. To allow it on purpose, start podid controller and agent with {}=<the AzureIdentity's namespace>",
+                crate::protect::ALLOW_FLAG
             ),
         }
     }
@@ -1742,6 +1763,7 @@ mod tests {
             force_namespaced,
             mic_namespace: "kube-system".into(),
             wanted,
+            protected: Default::default(),
         }
     }
 
@@ -2422,6 +2444,7 @@ mod tests {
         let id = match s.mode {
             Mode::Managed | Mode::Federated => {
                 let ids = bound_identities(ns, label, &c.bindings, &c.identities, namespaced);
+                let ids = without_protected(ids, &s.wanted, &s.protected).ok()?;
                 choose(&ids, &s.wanted, ns, &caller.name, namespaced).ok()?
             }
             Mode::Standard => {
@@ -2450,6 +2473,7 @@ mod tests {
                 }
                 match eval_assigned(&views, &s.wanted) {
                     AssignedEval::Ready(list) => {
+                        let list = without_protected(list, &s.wanted, &s.protected).ok()?;
                         choose(&list, &s.wanted, ns, &caller.name, namespaced).ok()?
                     }
                     AssignedEval::Pending { .. } => return None,
@@ -2471,9 +2495,9 @@ mod tests {
                 0..5,
             ),
             proptest::collection::vec((0usize..2, 0usize..3, 0usize..4, any::<bool>()), 0..4),
-            (0usize..3, any::<bool>(), 0usize..4),
+            (0usize..3, any::<bool>(), 0usize..4, 0usize..4),
         )
-            .prop_map(move |(p, bs, ids, aais, (mode, force, wanted))| {
+            .prop_map(move |(p, bs, ids, aais, (mode, force, wanted, guard))| {
                 let caller = CallerFacts {
                     namespace: nss[p.0].into(),
                     name: "p".into(),
@@ -2528,7 +2552,15 @@ mod tests {
                     assigned,
                     exceptions: vec![],
                 };
-                (caller, cluster, settings(mode, force, wanted))
+                let mut s = settings(mode, force, wanted);
+                // Cluster identity protection: none, the cluster's identity (opt-in in `web`), a deny-listed one.
+                s.protected = match guard {
+                    0 => Default::default(),
+                    1 => crate::protect::ProtectedIdentities::new(["cid-app-i0"], [], []),
+                    2 => crate::protect::ProtectedIdentities::new(["cid-web-i1"], [], ["web"]),
+                    _ => crate::protect::ProtectedIdentities::new([], ["CID-APP-I1"], []),
+                };
+                (caller, cluster, s)
             })
     }
 

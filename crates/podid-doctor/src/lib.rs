@@ -354,6 +354,9 @@ pub fn build_report(
             Some(c) if !c.is_empty() => Wanted::ClientId(c.clone()),
             _ => Wanted::Any,
         },
+        // The agent's cluster identity protection is its own (cloud config, flags): its view's verdict reports
+        // a protected identity, and `outcome` then says that the agent refuses and why.
+        protected: Default::default(),
     };
     let diagnosis = diagnose(&pod, cluster, &settings);
     let agent_notes = view

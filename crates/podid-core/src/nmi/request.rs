@@ -12,6 +12,17 @@
 //!
 //! mux matches the *decoded* path and first redirects unclean paths (`//`, `/./`, `/../`) to their clean form
 //! with 301, so `/metadata/identity/../identity/oauth2/token` cannot slip past rule 1 or 2.
+//!
+//! # Deliberate difference: the guard (rule 2) ignores letter case and separator tricks
+//! Upstream's guard is case-insensitive on `metadata` only, so `/metadata/Identity/oauth2/token?client_id=<other>`
+//! is passed through to the node's IMDS, which may match paths case-insensitively (it is not documented) and
+//! would then hand the pod any identity of the node. podid compares a *skeleton* of the path instead: letters
+//! folded (Unicode characters whose upper case is ASCII, such as `ſ` and `ı`, included), `\` read as `/`, every
+//! other character but ASCII letters, digits and `/` dropped, repeated `/` collapsed. A path whose skeleton
+//! holds `identity`, then `oauth2`, then `token` goes to 400 `Invalid request` unless it is the token route
+//! itself (rule 1); so does one that holds `/metadata/identity` unless it is a *plain* identity path: after
+//! `/metadata`, only lower-case ASCII letters, digits, `/`, `-`, `_` and `.` (so `/metadata/identity/info` is
+//! still proxied, as upstream).
 
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,23 +90,70 @@ fn token_prefix(path: &str) -> bool {
     metadata_prefix(path, "/identity/oauth2/token")
 }
 
-/// `/(?i:metadata)/identity(.*?)oauth2(.*?)token` anywhere in the path. Only the first occurrence of
-/// `/(?i:metadata)/identity` needs checking: a later one's tail is part of the first one's. Linear time.
+/// Rule 2, widened (see the module docs): the path's skeleton holds `identity … oauth2 … token`, or
+/// `/metadata/identity` while the path is not a plain identity path. Linear time.
 fn looks_like_token_path(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    // Only the `metadata` part is case-insensitive upstream; the rest is matched on the original text.
-    let mut from = 0;
-    while let Some(i) = lower[from..].find("/metadata/identity") {
-        let at = from + i;
-        let start = at + "/metadata/identity".len();
-        if path.get(at + "/metadata".len()..start) == Some("/identity") {
-            return path[start..]
-                .find("oauth2")
-                .is_some_and(|o| path[start + o + "oauth2".len()..].contains("token"));
-        }
-        from = at + 1;
+    let skel = skeleton(path);
+    let token_like = skel.find("identity").is_some_and(|i| {
+        let tail = &skel[i + "identity".len()..];
+        tail.find("oauth2")
+            .is_some_and(|o| tail[o + "oauth2".len()..].contains("token"))
+    });
+    token_like || (skel.contains("/metadata/identity") && !plain_identity_path(path))
+}
+
+/// `/` + `metadata` (any case) + `/identity` or `/identity/...` with only lower-case ASCII letters, digits, `/`,
+/// `-`, `_` and `.` after it: an identity path the node's IMDS sees exactly as written.
+fn plain_identity_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    if rest.len() < 8 || !rest.is_char_boundary(8) || !rest[..8].eq_ignore_ascii_case("metadata") {
+        return false;
     }
-    false
+    let after = &rest[8..];
+    (after == "/identity" || after.starts_with("/identity/"))
+        && after.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'/' | b'-' | b'_' | b'.')
+        })
+}
+
+/// The path as a case- and separator-insensitive server might read it: letters folded to ASCII lower case
+/// (characters whose upper case is one ASCII letter, such as `ſ` or `ı`, count as that letter), `\` as `/`,
+/// everything else but ASCII letters, digits and `/` dropped, runs of `/` collapsed.
+fn skeleton(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        let c = if c == '\\' { '/' } else { fold(c) };
+        if c == '/' {
+            if !out.ends_with('/') {
+                out.push('/');
+            }
+        } else if c.is_ascii_alphanumeric() {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// One character folded to ASCII lower case where any case mapping reaches ASCII; others unchanged.
+fn fold(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
+    let mut up = c.to_uppercase();
+    if let (Some(u), None) = (up.next(), up.next())
+        && u.is_ascii()
+    {
+        return u.to_ascii_lowercase();
+    }
+    let mut low = c.to_lowercase();
+    if let (Some(l), None) = (low.next(), low.next())
+        && l.is_ascii()
+    {
+        return l;
+    }
+    c
 }
 
 /// Go's `path.Clean` as mux applies it (keeps a trailing slash).
@@ -290,7 +348,56 @@ mod tests {
             ("/Metadata/identity/oauth2/token", false, Route::Token),
             ("/METADATA/identity/oauth2/token", false, Route::Token),
             ("/metadata/identity/oauth2/tokenx", false, Route::Token),
-            ("/metadata/Identity/oauth2/token", false, Route::Proxy),
+            // Beyond upstream (which proxies these): the guard ignores letter case and separator tricks.
+            (
+                "/metadata/Identity/oauth2/token",
+                false,
+                Route::InvalidTokenPath,
+            ),
+            (
+                "/metadata/identity/OAuth2/Token",
+                false,
+                Route::InvalidTokenPath,
+            ),
+            ("/metadata/IDENTITY/info", false, Route::InvalidTokenPath),
+            (
+                "/metadata/identity;x/oauth2/token",
+                false,
+                Route::InvalidTokenPath,
+            ),
+            (
+                "/metadata/ident%C4%B1ty/oauth2/token",
+                false,
+                Route::InvalidTokenPath,
+            ),
+            (
+                "/metadata/identity/oauth2/to%E2%84%AAen",
+                false,
+                Route::InvalidTokenPath,
+            ),
+            (
+                "/metadata/%C5%BFomething/identity/oauth2/token",
+                false,
+                Route::InvalidTokenPath,
+            ),
+            (
+                "/metadata/identity/oauth2/toKen",
+                false,
+                Route::InvalidTokenPath,
+            ),
+            (
+                "/metadata/identity%20/oauth2/token",
+                false,
+                Route::InvalidTokenPath,
+            ),
+            (
+                "/Metadata/identity\\OAUTH2\\token",
+                false,
+                Route::InvalidTokenPath,
+            ),
+            ("/metadata/identity/info", false, Route::Proxy),
+            ("/metadata/identity", false, Route::Proxy),
+            ("/metadata/identityx", false, Route::InvalidTokenPath),
             (
                 "/metadata/identity\\oauth2\\token",
                 false,
@@ -383,7 +490,55 @@ mod tests {
         assert_eq!(redact("abc"), "##### REDACTED #####");
     }
 
+    /// The token path in a random letter case, with random separators (`/`, `\\`, `%5C`, `%2F`, `;`, `.`,
+    /// spaces) between its words, and a client_id for another identity: never proxied to the node's IMDS.
+    fn token_path_variant() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let words = ["metadata", "identity", "oauth2", "token"];
+        let seps = prop::sample::select(vec![
+            "/", "/", "\\", "%5C", "%2F", "%5c", "/./", "//", ";", "/x/", "%20/", ".", "/%2e/",
+        ]);
+        (
+            prop::collection::vec(any::<bool>(), 31),
+            prop::collection::vec(seps, 3),
+        )
+            .prop_map(move |(case, seps)| {
+                let mut p = String::from("/");
+                let mut k = 0;
+                for (i, w) in words.iter().enumerate() {
+                    for ch in w.chars() {
+                        p.push(if case[k % 31] {
+                            ch.to_ascii_uppercase()
+                        } else {
+                            ch
+                        });
+                        k += 1;
+                    }
+                    if i < 3 {
+                        p.push_str(seps[i]);
+                    }
+                }
+                p
+            })
+    }
+
     proptest::proptest! {
+        #[test]
+        fn token_path_variants_never_proxied(path in token_path_variant()) {
+            let r = route(&path, false);
+            proptest::prop_assert!(
+                !matches!(r, Route::Proxy | Route::HostToken | Route::BlockedInstance),
+                "{path:?} -> {r:?}"
+            );
+            if r == Route::Token {
+                // Only the token route itself: `metadata` in any case, the rest exactly as upstream serves it.
+                proptest::prop_assert!(path[9..].starts_with("/identity/oauth2/token"), "{path:?}");
+            }
+            if let Route::Redirect(to) = &r {
+                proptest::prop_assert!(!matches!(route(to, false), Route::Proxy), "{path:?} -> {to:?}");
+            }
+        }
+
         #[test]
         fn total_on_any_input(path in ".{0,80}", query in ".{0,80}", block: bool) {
             let r = route(&path, block);

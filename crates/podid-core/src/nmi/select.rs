@@ -111,7 +111,10 @@ pub fn is_controller_pod(
         && replicaset.is_some_and(|rs| rs.starts_with("mic"))
 }
 
-fn matches_wanted(id: &IdentityView, wanted: &Wanted) -> bool {
+/// Whether `id` is what the request names (any identity, or the same client ID / resource ID, compared
+/// case-insensitively).
+#[must_use]
+pub fn matches_wanted(id: &IdentityView, wanted: &Wanted) -> bool {
     match wanted {
         Wanted::Any => true,
         Wanted::ClientId(c) => id.client_id.eq_ignore_ascii_case(c),
@@ -189,6 +192,94 @@ pub fn standard_fast_refusal(
         Some(format!(
             "pod {pod_namespace}/{pod_name} has label aadpodidbinding={label}, which matches no AzureIdentityBinding: no identity is bound to it"
         ))
+    }
+}
+
+/// Standard mode with nothing usable yet: is there anything to wait for? The controller only assigns identities
+/// that the pod's bindings reference, so when no AAI of the pod matches the request and no identity referenced by
+/// a binding of its selector (in scope) matches it either, the wait could only end in upstream's 404 after ~80 s:
+/// refuse at once. `None` = an assignment may still come (wait).
+#[must_use]
+#[allow(clippy::too_many_arguments)]
+pub fn standard_nothing_to_wait_for(
+    pod_namespace: &str,
+    pod_name: &str,
+    label: &str,
+    wanted: &Wanted,
+    bindings: &[BindingView],
+    identities: &BTreeMap<(String, String), IdentityView>,
+    aais: &[AssignedView],
+    force_namespaced: bool,
+) -> Option<String> {
+    if aais.iter().any(|a| matches_wanted(&a.identity, wanted)) {
+        return None;
+    }
+    let mut referenced: Vec<String> = Vec::new();
+    for b in bindings
+        .iter()
+        .filter(|b| b.selector == label && (!force_namespaced || b.namespace == pod_namespace))
+    {
+        let Some(id) = identities.get(&(b.namespace.clone(), b.identity.clone())) else {
+            continue;
+        };
+        if (force_namespaced || id.namespaced) && id.namespace != pod_namespace {
+            continue;
+        }
+        if matches_wanted(id, wanted) {
+            return None;
+        }
+        referenced.push(format!("{}/{}", id.namespace, id.name));
+    }
+    referenced.sort();
+    referenced.dedup();
+    let asked = match wanted {
+        Wanted::ClientId(c) => format!("clientID {}", redact(c)),
+        Wanted::ResourceId(r) => format!("resourceID {r}"),
+        Wanted::ObjectId(_) | Wanted::Any => "any identity".to_string(),
+    };
+    let bound = if referenced.is_empty() {
+        "they reference no existing AzureIdentity".to_string()
+    } else {
+        format!("they reference only [{}]", referenced.join(" "))
+    };
+    Some(format!(
+        "no azure identity found for request {asked} (pod {pod_namespace}/{pod_name}): the AzureIdentityBindings for aadpodidbinding={label} bind no such identity ({bound}), so no assignment will come"
+    ))
+}
+
+/// Cluster identity protection over a candidate list: the protected identities are taken out. Refused (with the
+/// reason's words) when the request names a protected identity, or when only protected ones were bound.
+pub fn without_protected(
+    candidates: Vec<IdentityView>,
+    wanted: &Wanted,
+    protected: &crate::protect::ProtectedIdentities,
+) -> Result<Vec<IdentityView>, String> {
+    if protected.is_empty() {
+        return Ok(candidates);
+    }
+    let mut kept = Vec::with_capacity(candidates.len());
+    let mut refused = None;
+    for id in candidates {
+        match protected.check(&id.namespace, &id.client_id, &id.resource_id) {
+            None => kept.push(id),
+            Some(why) => {
+                let named = wanted.is_specific() && matches_wanted(&id, wanted);
+                if refused.is_none() || named {
+                    refused = Some((named, why, id));
+                }
+            }
+        }
+    }
+    match refused {
+        Some((named, why, id)) if named || kept.is_empty() => {
+            Err(crate::protect::ProtectedIdentities::message(
+                why,
+                &id.namespace,
+                &id.name,
+                &id.client_id,
+            ))
+        }
+        _ => Ok(kept),
     }
 }
 
@@ -407,6 +498,66 @@ mod tests {
         for (i, (aais, wanted, want)) in cases.into_iter().enumerate() {
             assert_eq!(eval_assigned(&aais, &wanted), want, "case {i}");
         }
+    }
+
+    #[test]
+    fn nothing_to_wait_for() {
+        let a = id("default", "a", "ca");
+        let ids: BTreeMap<(String, String), IdentityView> =
+            [(("default".to_string(), "a".to_string()), a.clone())].into();
+        let bs = vec![
+            binding("default", "a", "sel"),
+            binding("default", "gone", "sel"),
+        ];
+        let wait = |wanted: Wanted, aais: &[AssignedView]| {
+            standard_nothing_to_wait_for("default", "p", "sel", &wanted, &bs, &ids, aais, false)
+        };
+        // The bound identity is asked for (or any): its assignment may still come.
+        assert_eq!(wait(Wanted::ClientId("CA".into()), &[]), None);
+        assert_eq!(wait(Wanted::Any, &[]), None);
+        // Another identity: refused at once, naming what the bindings do reference.
+        let m = wait(Wanted::ClientId("00000000-other-client".into()), &[]).expect("refused");
+        assert!(
+            m.contains("[default/a]") && m.contains("aadpodidbinding=sel"),
+            "{m}"
+        );
+        assert!(wait(Wanted::ResourceId("/x".into()), &[]).is_some());
+        // A matching AAI (e.g. Created) means wait.
+        let mut other = id("default", "b", "cb");
+        other.namespace = "default".into();
+        let aais = [aai(other, AssignedState::Created)];
+        assert_eq!(wait(Wanted::ClientId("cb".into()), &aais), None);
+        // Bindings whose identities do not exist: nothing to wait for, even for any identity.
+        let none = standard_nothing_to_wait_for(
+            "default",
+            "p",
+            "sel",
+            &Wanted::Any,
+            &[binding("default", "gone", "sel")],
+            &ids,
+            &[],
+            false,
+        )
+        .expect("refused");
+        assert!(none.contains("no existing AzureIdentity"), "{none}");
+        // A namespaced identity of another namespace is out of scope.
+        let mut n = id("other", "n", "cn");
+        n.namespaced = true;
+        let ids2: BTreeMap<(String, String), IdentityView> =
+            [(("other".to_string(), "n".to_string()), n)].into();
+        assert!(
+            standard_nothing_to_wait_for(
+                "default",
+                "p",
+                "sel",
+                &Wanted::ClientId("cn".into()),
+                &[binding("other", "n", "sel")],
+                &ids2,
+                &[],
+                false,
+            )
+            .is_some()
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use podid_k8s::AzurePodIdentityException;
 use serde_json::{Value, json};
 
+mod hardening;
 mod support;
 use support::*;
 

@@ -214,6 +214,34 @@ mod tests {
     }
 
     #[test]
+    fn pre_v16_keys_reach_the_planner() {
+        let i: AzureIdentity = serde_json::from_value(json!({
+            "apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentity",
+            "metadata": {"name": "id", "namespace": "app", "resourceVersion": "3"},
+            "spec": {"Type": 0, "ResourceID": "/subscriptions/s/resourcegroups/r/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id",
+                     "ClientID": "c", "clientID": ""}
+        }))
+        .expect("identity");
+        let info = identity_info(&i);
+        assert!(info.resource_id.ends_with("/userAssignedIdentities/id"));
+        assert_eq!(
+            info.client_id, "c",
+            "an empty current key takes the legacy value"
+        );
+        let b: AzureIdentityBinding = serde_json::from_value(json!({
+            "apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentityBinding",
+            "metadata": {"name": "b", "namespace": "app"},
+            "spec": {"AzureIdentity": "id", "Selector": "sel"}
+        }))
+        .expect("binding");
+        let info = binding_info(&b);
+        assert_eq!(
+            (info.identity.as_str(), info.selector.as_str()),
+            ("id", "sel")
+        );
+    }
+
+    #[test]
     fn built_aai_has_the_upstream_shape_and_reads_back() {
         let identity: AzureIdentity = serde_json::from_value(json!({
             "apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentity",

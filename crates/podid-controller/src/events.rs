@@ -1,11 +1,20 @@
 //! Kubernetes events with upstream MIC's reasons (reference §2.11): core/v1 Events from source component
 //! `aadpodidentity.k8s.io`, so `kubectl describe` and `kubectl get events` show them as before. Events are
-//! best-effort: a failed write is logged at debug level and never blocks assignment.
+//! best-effort: they are queued (at most [`MAX_EVENTS_QUEUED`]) and written by one background task, at most
+//! [`MAX_EVENTS_IN_FLIGHT`] at a time; a full queue drops the event and a failed write is logged at debug level,
+//! so events never block assignment.
+//!
+//! podid also writes the assignment events on the **pod** (upstream wrote them only on the binding, so `kubectl
+//! describe pod` said nothing), and a Warning on identities and bindings whose pre-v1.6 keys it rewrote. Any
+//! object can be the subject: build its reference with [`reference`], [`pod_reference`] or by hand, and call
+//! [`Recorder::emit`]. Messages carry names, keys and error texts, never tokens or secrets.
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, PostParams};
 use kube::{Resource, ResourceExt};
+use tokio::sync::mpsc;
 
 /// Source component of every event (upstream).
 pub const COMPONENT: &str = "aadpodidentity.k8s.io";
@@ -15,22 +24,19 @@ pub const BINDING_APPLY_ERROR: &str = "binding apply error";
 pub const BINDING_APPLIED: &str = "binding applied";
 /// Reason: cleanup after a node disappeared failed.
 pub const BINDING_REMOVE_ERROR: &str = "binding remove error";
-/// Reason: cleanup after a node disappeared.
+/// Reason: cleanup after a node disappeared; on the pod (podid), any removal of its assignment while it still
+/// exists (its binding or identity was deleted, its label changed, it finished).
 pub const BINDING_REMOVED: &str = "binding removed";
 /// Reason: an AAI status patch failed.
 pub const STATUS_UPDATE_ERROR: &str = "status update error";
+/// Reason (podid): an AzureIdentity or AzureIdentityBinding written with pre-v1.6 keys (`ClientID`, `Selector`,
+/// ...) was rewritten to the current keys.
+pub const LEGACY_KEYS_REWRITTEN: &str = "legacy keys rewritten";
 
-/// Writes events.
-#[derive(Clone)]
-pub struct Recorder {
-    client: kube::Client,
-    host: String,
-    /// Bounds events in flight; beyond it events are dropped (they are best-effort and must never pile up).
-    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
-}
-
-/// Events written concurrently at most; more are dropped with a debug log.
-const MAX_EVENTS_IN_FLIGHT: usize = 16;
+/// Events written concurrently at most.
+pub const MAX_EVENTS_IN_FLIGHT: usize = 16;
+/// Events waiting to be written at most (a burst of 40 pods makes about 80); more are dropped with a debug log.
+pub const MAX_EVENTS_QUEUED: usize = 256;
 
 /// Reference to an object for an event.
 pub fn reference<K: Resource<DynamicType = ()>>(o: &K) -> ObjectReference {
@@ -45,17 +51,49 @@ pub fn reference<K: Resource<DynamicType = ()>>(o: &K) -> ObjectReference {
     }
 }
 
+/// Reference to a pod known by name (and uid, which `kubectl describe pod` matches events on).
+pub fn pod_reference(namespace: &str, name: &str, uid: Option<String>) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: Some(name.to_string()),
+        namespace: Some(namespace.to_string()),
+        uid,
+        ..Default::default()
+    }
+}
+
+/// Writes events (cheap to clone: clones share one queue and writer).
+#[derive(Clone)]
+pub struct Recorder {
+    host: String,
+    queue: mpsc::Sender<Event>,
+}
+
 impl Recorder {
-    /// A recorder; `host` is written as the event source host.
+    /// A recorder; `host` is written as the event source host. Spawns the writer task (on the current tokio
+    /// runtime), which ends when the last clone is dropped.
     pub fn new(client: kube::Client, host: String) -> Recorder {
-        Recorder {
-            client,
-            host,
-            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_EVENTS_IN_FLIGHT)),
-        }
+        let (queue, rx) = mpsc::channel::<Event>(MAX_EVENTS_QUEUED);
+        let events =
+            futures::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|ev| (ev, rx)) },
+            );
+        tokio::spawn(events.for_each_concurrent(MAX_EVENTS_IN_FLIGHT, move |ev| {
+            let client = client.clone();
+            async move {
+                let ns = ev.metadata.namespace.clone().unwrap_or_default();
+                let api: Api<Event> = Api::namespaced(client, &ns);
+                if let Err(e) = api.create(&PostParams::default(), &ev).await {
+                    tracing::debug!(error = %e, reason = ev.reason.as_deref().unwrap_or_default(), "could not record an event");
+                }
+            }
+        }));
+        Recorder { host, queue }
     }
 
-    /// Emit an event in the background.
+    /// Queue an event about `regarding`; dropped (debug log) when the queue is full.
     pub fn emit(&self, regarding: ObjectReference, type_: &str, reason: &str, message: String) {
         let ns = regarding
             .namespace
@@ -66,7 +104,7 @@ impl Recorder {
         let ev = Event {
             metadata: ObjectMeta {
                 generate_name: Some(format!("{name}.")),
-                namespace: Some(ns.clone()),
+                namespace: Some(ns),
                 ..Default::default()
             },
             involved_object: regarding,
@@ -84,16 +122,8 @@ impl Recorder {
             reporting_instance: Some(self.host.clone()),
             ..Default::default()
         };
-        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
-            tracing::debug!(%reason, "event dropped: too many in flight");
-            return;
-        };
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
-        tokio::spawn(async move {
-            let _permit = permit;
-            if let Err(e) = api.create(&PostParams::default(), &ev).await {
-                tracing::debug!(error = %e, "could not record an event");
-            }
-        });
+        if self.queue.try_send(ev).is_err() {
+            tracing::debug!(%reason, "event dropped: too many queued");
+        }
     }
 }

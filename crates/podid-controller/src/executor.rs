@@ -7,8 +7,9 @@
 //!    updated ones back to `Created`), so a crash after the ARM call never leaves an identity without its record.
 //! 3. One ARM change for all of the target's adds and removes, chunked at ARM's 150-per-request limit; on an
 //!    error naming erroneous identities, retry without them (`--update-user-msi-max-retry`).
-//! 4. On success: AAIs become `Assigned` (event `binding applied`); released AAIs are patched `Unassigned`,
-//!    deleted and their finalizer removed. On failure: GET again and settle each AAI by what ARM really holds
+//! 4. On success: AAIs become `Assigned` (event `binding applied` on the binding and on the pod); released AAIs
+//!    are patched `Unassigned`, deleted and their finalizer removed (event `binding removed` on the pod if it
+//!    still exists, naming the cause: its binding or identity deleted, or it no longer matches). On failure: GET again and settle each AAI by what ARM really holds
 //!    (upstream's error path); what did not land stays `Created` and is retried with backoff.
 //!
 //! Every write goes through to the index at once (write-through), so the next plan never repeats it while the
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use podid_core::assign::{
-    AaiKey, Assign, NewAssigned, PREEXISTING_ANNOTATION, Release, Target, TargetPlan,
+    AaiKey, Assign, AssignedInfo, NewAssigned, PREEXISTING_ANNOTATION, Release, Target, TargetPlan,
     failed_identity_ids, identity_delta, is_erroneous_identity_error,
 };
 use podid_k8s::{ASSIGNED_IDENTITY_FINALIZER, AzureAssignedIdentity};
@@ -443,14 +444,22 @@ impl Exec {
                     "assigned_identity_update"
                 });
                 let verb = if create { "create" } else { "update" };
+                let msg = format!(
+                    "failed to {verb} AzureAssignedIdentity {}/{} for pod {}/{}, error: {e}",
+                    n.key.name, n.key.namespace, n.pod_namespace, n.pod
+                );
+                self.emit_on_pod(
+                    &n.pod_namespace,
+                    &n.pod,
+                    "Warning",
+                    events::BINDING_APPLY_ERROR,
+                    msg.clone(),
+                );
                 self.recorder.emit(
                     events::reference(&binding),
                     "Warning",
                     events::BINDING_APPLY_ERROR,
-                    format!(
-                        "failed to {verb} AzureAssignedIdentity {}/{} for pod {}/{}, error: {e}",
-                        n.key.name, n.key.namespace, n.pod_namespace, n.pod
-                    ),
+                    msg,
                 );
                 false
             }
@@ -483,16 +492,33 @@ impl Exec {
             Ok(o) => {
                 let binding = o.spec.azure_binding_ref.clone();
                 self.shared.apply_assigned(&o);
+                let identity = o.spec.azure_identity_ref.as_ref().map(|i| {
+                    (
+                        i.metadata.namespace.clone().unwrap_or_default(),
+                        kube::ResourceExt::name_any(i),
+                    )
+                });
                 if let Some(b) = binding {
+                    let b_name = kube::ResourceExt::name_any(&b);
+                    let (id_ns, id_name) = identity.unwrap_or_default();
+                    self.emit_on_pod(
+                        &o.spec.pod_namespace,
+                        &o.spec.pod,
+                        "Normal",
+                        events::BINDING_APPLIED,
+                        format!(
+                            "Binding {b_name} applied on node {}: AzureIdentity {id_ns}/{id_name} is assigned \
+                             (AzureAssignedIdentity {}/{})",
+                            o.spec.node_name, a.key.namespace, a.key.name
+                        ),
+                    );
                     self.recorder.emit(
                         events::reference(&b),
                         "Normal",
                         events::BINDING_APPLIED,
                         format!(
-                            "Binding {} applied on node {} for pod {}",
-                            kube::ResourceExt::name_any(&b),
-                            o.spec.node_name,
-                            a.key.name
+                            "Binding {b_name} applied on node {} for pod {}",
+                            o.spec.node_name, a.key.name
                         ),
                     );
                 }
@@ -516,27 +542,71 @@ impl Exec {
     fn warn_binding(&self, k: &AaiKey, t: Option<&Target>, e: &CloudError) {
         let info = self.shared.cluster.lock().assigned(k).cloned();
         let Some(info) = info else { return };
+        let msg = format!(
+            "failed to apply binding {}/{} node {} for pod {}/{}, error: {}",
+            info.binding.namespace,
+            info.binding.name,
+            t.map(|t| t.name.as_str()).unwrap_or(&info.node),
+            info.pod_namespace,
+            info.pod,
+            e
+        );
+        self.emit_on_pod(
+            &info.pod_namespace,
+            &info.pod,
+            "Warning",
+            events::BINDING_APPLY_ERROR,
+            msg.clone(),
+        );
         if let Some(b) = self.shared.binding_of(&info) {
             self.recorder.emit(
                 events::reference(&b),
                 "Warning",
                 events::BINDING_APPLY_ERROR,
-                format!(
-                    "failed to apply binding {}/{} node {} for pod {}/{}, error: {}",
-                    info.binding.namespace,
-                    info.binding.name,
-                    t.map(|t| t.name.as_str()).unwrap_or(&info.node),
-                    info.pod_namespace,
-                    info.pod,
-                    e
-                ),
+                msg,
             );
         }
+    }
+
+    /// The assignment events on the pod as well (podid; upstream wrote them on the binding only). Nothing when the
+    /// pod is gone or no longer labelled.
+    fn emit_on_pod(&self, namespace: &str, pod: &str, type_: &str, reason: &str, message: String) {
+        if let Some(r) = self.shared.pod_reference(namespace, pod) {
+            self.recorder.emit(r, type_, reason, message);
+        }
+    }
+
+    /// `binding removed` on a pod that still exists after its AAI went, with the cause.
+    fn pod_binding_removed(&self, info: &AssignedInfo) {
+        let gone = |map_has: bool, kind: &str, r: &podid_core::assign::ObjRef| {
+            (!map_has).then(|| format!("{kind} {}/{} was deleted", r.namespace, r.name))
+        };
+        let binding_key = (info.binding.namespace.clone(), info.binding.name.clone());
+        let identity_key = (info.identity.namespace.clone(), info.identity.name.clone());
+        let has_binding = self.shared.bindings.read().contains_key(&binding_key);
+        let has_identity = self.shared.identities.read().contains_key(&identity_key);
+        let cause = gone(has_binding, "AzureIdentityBinding", &info.binding)
+            .or_else(|| gone(has_identity, "AzureIdentity", &info.identity))
+            .unwrap_or_else(|| {
+                "the pod no longer matches it (label changed, pod finished, identity refused or node gone)"
+                    .to_string()
+            });
+        self.emit_on_pod(
+            &info.pod_namespace,
+            &info.pod,
+            "Normal",
+            events::BINDING_REMOVED,
+            format!(
+                "Binding {} removed from node {}: AzureIdentity {}/{} is no longer assigned, because {cause}",
+                info.binding.name, info.node, info.identity.namespace, info.identity.name
+            ),
+        );
     }
 
     /// Delete an AAI: `Unassigned` (when `mark`), DELETE, finalizer off. True when it is gone.
     pub async fn release(&self, k: &AaiKey, mark: bool) -> bool {
         let _permit = self.writes.acquire().await.ok();
+        let info = self.shared.cluster.lock().assigned(k).cloned();
         let api = api_for(&self.client, &k.namespace);
         let t0 = Instant::now();
         if mark {
@@ -615,6 +685,9 @@ impl Exec {
         m.deletion_count.inc();
         m.deletion_duration.observe(t0.elapsed().as_secs_f64());
         self.shared.delete_assigned(k);
+        if let Some(info) = info {
+            self.pod_binding_removed(&info);
+        }
         true
     }
 }

@@ -21,7 +21,8 @@
 //! # Layout
 //! [`args`] flags · [`state`] watches and shared index · [`run`] the batching loop · [`executor`] AAI and ARM
 //! writes · [`cloud`] the ARM seam and its podid-azure implementation · [`leader`] leader election ·
-//! [`server`] probes and metrics · [`events`] · [`metrics`] · [`upgrade`] the one-time type upgrade.
+//! [`server`] probes and metrics · [`events`] · [`metrics`] · [`upgrade`] the one-time type upgrade ·
+//! [`legacy`] rewriting pre-v1.6 keys as they arrive.
 
 pub mod args;
 pub mod azure;
@@ -30,6 +31,7 @@ pub mod convert;
 pub mod events;
 pub mod executor;
 pub mod leader;
+pub mod legacy;
 pub mod metrics;
 pub mod run;
 pub mod server;
@@ -241,7 +243,9 @@ pub async fn run(
         backoff_max: args.retry_backoff_max,
         shutdown_grace: args.shutdown_grace,
     };
+    let legacy = tokio::spawn(legacy::run(exec.clone()));
     let ended = run::run(exec, loop_cfg, stop, lost_rx).await;
+    legacy.abort();
     for w in watches {
         w.abort();
     }

@@ -45,6 +45,10 @@ pub struct Shared {
     pub identities: RwLock<HashMap<NsName, AzureIdentity>>,
     /// Full bindings (embedded into AAIs; events refer to them).
     pub bindings: RwLock<HashMap<NsName, AzureIdentityBinding>>,
+    /// uid of every watched (labelled) pod: events on a pod carry it, as `kubectl describe pod` matches on it.
+    pub pod_uids: RwLock<HashMap<NsName, String>>,
+    /// Identities and bindings written with pre-v1.6 keys, waiting for the leader's rewrite ([`crate::legacy`]).
+    pub legacy: crate::legacy::Queue,
     /// Preexisting flags recorded on AAIs (absent = not recorded yet).
     pub recorded: Mutex<HashMap<AaiKey, bool>>,
     /// resourceVersion of our own last write per AAI: a watch event older than that is stale and skipped, so a
@@ -65,6 +69,8 @@ impl Default for Shared {
             cluster: Mutex::new(Cluster::new()),
             identities: RwLock::default(),
             bindings: RwLock::default(),
+            pod_uids: RwLock::default(),
+            legacy: crate::legacy::Queue::default(),
             recorded: Mutex::default(),
             written_rv: Mutex::default(),
             wake: Notify::new(),
@@ -135,6 +141,24 @@ impl Shared {
             .cloned()
     }
 
+    /// Reference to a watched pod for an event (None when the pod is gone or lost its label).
+    pub fn pod_reference(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<k8s_openapi::api::core::v1::ObjectReference> {
+        let uid = self
+            .pod_uids
+            .read()
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()?;
+        Some(crate::events::pod_reference(
+            namespace,
+            name,
+            Some(uid).filter(|u| !u.is_empty()),
+        ))
+    }
+
     /// Forget an AAI.
     pub fn delete_assigned(&self, k: &AaiKey) {
         self.written_rv.lock().remove(k);
@@ -157,13 +181,29 @@ pub fn spawn_watches(
         wc,
         shared.clone(),
         Kind::Pods,
-        |p: Pod| convert::pod_info(&p),
-        move |ev| {
-            let mut c = s.cluster.lock();
-            match ev {
-                Ev::Apply(p) => c.apply_pod(p),
-                Ev::Delete(p) => c.delete_pod(&p.namespace, &p.name),
-                Ev::Reset(ps) => c.reset_pods(ps),
+        |p: Pod| (convert::pod_info(&p), p.metadata.uid.unwrap_or_default()),
+        move |ev| match ev {
+            // The uid map and the index are locked one after the other, never together.
+            Ev::Apply((p, uid)) => {
+                s.pod_uids
+                    .write()
+                    .insert((p.namespace.clone(), p.name.clone()), uid);
+                s.cluster.lock().apply_pod(p);
+            }
+            Ev::Delete((p, _)) => {
+                s.pod_uids
+                    .write()
+                    .remove(&(p.namespace.clone(), p.name.clone()));
+                s.cluster.lock().delete_pod(&p.namespace, &p.name);
+            }
+            Ev::Reset(ps) => {
+                *s.pod_uids.write() = ps
+                    .iter()
+                    .map(|(p, uid)| ((p.namespace.clone(), p.name.clone()), uid.clone()))
+                    .collect();
+                s.cluster
+                    .lock()
+                    .reset_pods(ps.into_iter().map(|(p, _)| p).collect());
             }
         },
     )));
@@ -194,6 +234,7 @@ pub fn spawn_watches(
         trim_meta,
         move |ev| match ev {
             Ev::Apply(i) => {
+                s.note_legacy_identity(&i);
                 let info = convert::identity_info(&i);
                 s.identities.write().insert(key(&i), i);
                 s.cluster.lock().apply_identity(info);
@@ -205,6 +246,7 @@ pub fn spawn_watches(
             }
             Ev::Reset(is) => {
                 let infos = is.iter().map(convert::identity_info).collect();
+                is.iter().for_each(|i| s.note_legacy_identity(i));
                 *s.identities.write() = is.into_iter().map(|i| (key(&i), i)).collect();
                 s.cluster.lock().reset_identities(infos);
             }
@@ -220,6 +262,7 @@ pub fn spawn_watches(
         trim_meta,
         move |ev| match ev {
             Ev::Apply(b) => {
+                s.note_legacy_binding(&b);
                 let info = convert::binding_info(&b);
                 s.bindings.write().insert(key(&b), b);
                 s.cluster.lock().apply_binding(info);
@@ -231,6 +274,7 @@ pub fn spawn_watches(
             }
             Ev::Reset(bs) => {
                 let infos = bs.iter().map(convert::binding_info).collect();
+                bs.iter().for_each(|b| s.note_legacy_binding(b));
                 *s.bindings.write() = bs.into_iter().map(|b| (key(&b), b)).collect();
                 s.cluster.lock().reset_bindings(infos);
             }

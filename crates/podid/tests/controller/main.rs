@@ -4,6 +4,7 @@
 //! look them up.
 
 mod harness;
+mod newcomer;
 
 use std::time::Duration;
 

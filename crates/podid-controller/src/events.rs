@@ -5,9 +5,9 @@
 //! so events never block assignment.
 //!
 //! podid also writes the assignment events on the **pod** (upstream wrote them only on the binding, so `kubectl
-//! describe pod` said nothing), and a Warning on identities and bindings whose pre-v1.6 keys it rewrote. Any
-//! object can be the subject: build its reference with [`reference`], [`pod_reference`] or by hand, and call
-//! [`Recorder::emit`]. Messages carry names, keys and error texts, never tokens or secrets.
+//! describe pod` said nothing), and a Warning on identities and bindings whose pre-v1.6 keys it rewrote or
+//! ignores. Any object can be the subject: build its reference with [`reference`], [`pod_reference`] or by hand,
+//! and call [`Recorder::emit`]. Messages carry names, keys and error texts, never tokens or secrets.
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
@@ -32,6 +32,8 @@ pub const STATUS_UPDATE_ERROR: &str = "status update error";
 /// Reason (podid): an AzureIdentity or AzureIdentityBinding written with pre-v1.6 keys (`ClientID`, `Selector`,
 /// ...) was rewritten to the current keys.
 pub const LEGACY_KEYS_REWRITTEN: &str = "legacy keys rewritten";
+/// Reason (podid): a pre-v1.6 key disagrees with its current key, which wins; the object is left as it is.
+pub const LEGACY_KEYS_IGNORED: &str = "legacy keys ignored";
 
 /// Events written concurrently at most.
 pub const MAX_EVENTS_IN_FLIGHT: usize = 16;

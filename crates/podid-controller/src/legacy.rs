@@ -11,6 +11,12 @@
 //! watch again and is queued again if it still needs it. Until then every reader (planner, node agent, doctor)
 //! already uses the decoded values, so nothing waits for the rewrite.
 //!
+//! Only a legacy key whose value is *used* (its current key absent or empty) causes a rewrite. A legacy key beside
+//! a set current key is left alone: with the same value it is redundant and silent, with another value it is
+//! ignored and a Warning `legacy keys ignored` says so once per resourceVersion. So a tool that re-applies an old manifest (`kubectl
+//! apply` adds the old keys back; GitOps tools do it on every sync) and the controller never write in turn: the
+//! object settles after one rewrite.
+//!
 //! AzurePodIdentityExceptions with `PodLabels` are accepted and read by the node agent but not rewritten: the
 //! controller does not watch them.
 
@@ -36,19 +42,56 @@ pub enum Legacy {
     Binding(Box<AzureIdentityBinding>),
 }
 
+type ObjKey = (&'static str, String, String);
+
 /// Objects waiting for their rewrite, newest version per object (kind, namespace, name).
 #[derive(Default)]
 pub struct Queue {
-    waiting: Mutex<BTreeMap<(&'static str, String, String), Legacy>>,
+    waiting: Mutex<BTreeMap<ObjKey, Legacy>>,
+    /// resourceVersion last warned about per object (conflicts only), so a relist does not repeat the event.
+    warned: Mutex<BTreeMap<ObjKey, String>>,
     wake: Notify,
 }
 
+/// What an object's legacy keys call for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing: no legacy keys, or only redundant copies of set current keys.
+    None,
+    /// Write the object back with the current keys (a legacy value is in use).
+    Rewrite,
+    /// Only warn: a legacy key disagrees with its set current key, which wins.
+    Warn,
+}
+
+/// The decision for one object's legacy keys.
+pub fn action(keys: &LegacyKeys) -> Action {
+    if keys.iter().any(|k| !k.ignored) {
+        Action::Rewrite
+    } else if keys.iter().any(|k| k.conflicting) {
+        Action::Warn
+    } else {
+        Action::None
+    }
+}
+
 impl Queue {
-    fn push(&self, kind: &'static str, ns: String, name: String, o: Legacy) {
-        self.waiting.lock().insert((kind, ns, name), o);
+    fn push(&self, kind: &'static str, ns: String, name: String, o: Legacy, keys: &LegacyKeys) {
+        let key = (kind, ns, name);
+        if action(keys) == Action::None {
+            self.warned.lock().remove(&key);
+            return;
+        }
+        self.waiting.lock().insert(key, o);
         self.wake.notify_one();
     }
 
+    /// True the first time a conflict is seen for this resourceVersion of the object.
+    fn first_warning(&self, key: ObjKey, rv: String) -> bool {
+        self.warned.lock().insert(key, rv.clone()) != Some(rv)
+    }
+
+    #[cfg(test)]
     fn take(&self) -> Vec<Legacy> {
         std::mem::take(&mut *self.waiting.lock())
             .into_values()
@@ -67,6 +110,7 @@ impl Shared {
                 i.namespace().unwrap_or_default(),
                 i.name_any(),
                 Legacy::Identity(Box::new(i.clone())),
+                &i.spec.legacy_keys,
             );
         }
     }
@@ -79,20 +123,27 @@ impl Shared {
                 b.namespace().unwrap_or_default(),
                 b.name_any(),
                 Legacy::Binding(Box::new(b.clone())),
+                &b.spec.legacy_keys,
             );
         }
     }
 }
 
-/// The event message: each legacy key and what became of it. Names keys only, never values.
+/// The event message after a rewrite: each legacy key and what became of it. Names keys only, never values.
 pub fn message(keys: &LegacyKeys) -> String {
     let parts: Vec<String> = keys
         .iter()
         .map(|k| {
             if k.ignored {
                 format!(
-                    "spec.{} removed: spec.{} is also set and wins (the old value was ignored)",
-                    k.written, k.field
+                    "spec.{} removed: spec.{} is also set and wins{}",
+                    k.written,
+                    k.field,
+                    if k.conflicting {
+                        " (the old key's different value was ignored)"
+                    } else {
+                        ""
+                    }
                 )
             } else {
                 format!("spec.{} rewritten to spec.{}", k.written, k.field)
@@ -105,21 +156,40 @@ pub fn message(keys: &LegacyKeys) -> String {
     )
 }
 
+/// The event message for conflicting keys left in place.
+pub fn conflict_message(keys: &LegacyKeys) -> String {
+    let parts: Vec<String> = keys
+        .iter()
+        .filter(|k| k.conflicting)
+        .map(|k| {
+            format!(
+                "spec.{} is ignored: spec.{} is also set, differs and wins",
+                k.written, k.field
+            )
+        })
+        .collect();
+    format!(
+        "pre-v1.6 keys: {}. Remove the old keys from your manifest",
+        parts.join("; ")
+    )
+}
+
 /// Rewrite queued objects until aborted (the leader runs it beside its loop).
 pub async fn run(exec: Arc<Exec>) {
     let queue = &exec.shared.legacy;
     loop {
         queue.wake.notified().await;
-        for o in queue.take() {
+        let waiting = std::mem::take(&mut *queue.waiting.lock());
+        for (key, o) in waiting {
             match o {
-                Legacy::Identity(i) => rewrite(&exec, *i, |i| &i.spec.legacy_keys).await,
-                Legacy::Binding(b) => rewrite(&exec, *b, |b| &b.spec.legacy_keys).await,
+                Legacy::Identity(i) => settle(&exec, key, *i, |i| &i.spec.legacy_keys).await,
+                Legacy::Binding(b) => settle(&exec, key, *b, |b| &b.spec.legacy_keys).await,
             }
         }
     }
 }
 
-async fn rewrite<K>(exec: &Exec, o: K, legacy_keys: impl Fn(&K) -> &LegacyKeys)
+async fn settle<K>(exec: &Exec, key: ObjKey, o: K, legacy_keys: impl Fn(&K) -> &LegacyKeys)
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -127,27 +197,49 @@ where
         + serde::de::DeserializeOwned
         + serde::Serialize,
 {
-    let _permit = exec.writes.acquire().await.ok();
+    let keys = legacy_keys(&o);
     let ns = o.namespace().unwrap_or_default();
     let name = o.name_any();
     let kind = K::kind(&());
-    let api: Api<K> = Api::namespaced(exec.client.clone(), &ns);
-    // The typed object serialises only the current keys; its resourceVersion makes the write conditional.
-    match api.replace(&name, &PostParams::default(), &o).await {
-        Ok(_) => {
-            let msg = message(legacy_keys(&o));
-            tracing::info!(%ns, %name, %kind, "{msg}");
-            exec.recorder.emit(
-                events::reference(&o),
-                "Warning",
-                events::LEGACY_KEYS_REWRITTEN,
-                msg,
-            );
+    match action(keys) {
+        Action::None => {}
+        Action::Warn => {
+            if exec
+                .shared
+                .legacy
+                .first_warning(key, o.resource_version().unwrap_or_default())
+            {
+                let msg = conflict_message(keys);
+                tracing::warn!(%ns, %name, %kind, "{msg}");
+                exec.recorder.emit(
+                    events::reference(&o),
+                    "Warning",
+                    events::LEGACY_KEYS_IGNORED,
+                    msg,
+                );
+            }
         }
-        // Changed or deleted meanwhile: the watch brings the newer version.
-        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {}
-        Err(e) => {
-            tracing::warn!(%ns, %name, %kind, error = %e, "could not rewrite pre-v1.6 keys (the object is still read correctly)");
+        Action::Rewrite => {
+            let _permit = exec.writes.acquire().await.ok();
+            let api: Api<K> = Api::namespaced(exec.client.clone(), &ns);
+            // The typed object serialises only the current keys; its resourceVersion makes the write conditional.
+            match api.replace(&name, &PostParams::default(), &o).await {
+                Ok(_) => {
+                    let msg = message(keys);
+                    tracing::info!(%ns, %name, %kind, "{msg}");
+                    exec.recorder.emit(
+                        events::reference(&o),
+                        "Warning",
+                        events::LEGACY_KEYS_REWRITTEN,
+                        msg,
+                    );
+                }
+                // Changed or deleted meanwhile: the watch brings the newer version.
+                Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {}
+                Err(e) => {
+                    tracing::warn!(%ns, %name, %kind, error = %e, "could not rewrite pre-v1.6 keys (the object is still read correctly)");
+                }
+            }
         }
     }
 }
@@ -165,14 +257,45 @@ mod tests {
             "spec": {"type": 0, "ClientID": "c-secretish", "ResourceID": "old-r", "resourceID": "new-r"}
         }))
         .expect("identity");
+        assert_eq!(action(&i.spec.legacy_keys), Action::Rewrite);
         let m = message(&i.spec.legacy_keys);
         assert_eq!(
             m,
             "pre-v1.6 keys: spec.ClientID rewritten to spec.clientID; spec.ResourceID removed: spec.resourceID is \
-             also set and wins (the old value was ignored). Use the current keys in your manifest (aad-pod-identity \
-             v1.6+ drops the old ones)"
+             also set and wins (the old key's different value was ignored). Use the current keys in your manifest \
+             (aad-pod-identity v1.6+ drops the old ones)"
         );
         assert!(!m.contains("c-secretish") && !m.contains("old-r"));
+    }
+
+    #[test]
+    fn keys_beside_set_current_keys_are_never_rewritten() {
+        let keys = |spec: serde_json::Value| {
+            serde_json::from_value::<AzureIdentityBinding>(json!({
+                "apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentityBinding",
+                "metadata": {"name": "b", "namespace": "app"}, "spec": spec
+            }))
+            .expect("binding")
+            .spec
+            .legacy_keys
+        };
+        // Re-applied old manifest after a rewrite: redundant copies, nothing to do (no write-back fight).
+        assert_eq!(
+            action(&keys(
+                json!({"azureIdentity": "i", "AzureIdentity": "i", "selector": "s", "Selector": "s"})
+            )),
+            Action::None
+        );
+        // The old key now says something else: warn, do not write.
+        let k = keys(json!({"selector": "s", "Selector": "t"}));
+        assert_eq!(action(&k), Action::Warn);
+        assert_eq!(
+            conflict_message(&k),
+            "pre-v1.6 keys: spec.Selector is ignored: spec.selector is also set, differs and wins. Remove the old \
+             keys from your manifest"
+        );
+        assert_eq!(action(&keys(json!({"selector": "s"}))), Action::None);
+        assert_eq!(action(&keys(json!({"Selector": "s"}))), Action::Rewrite);
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct LegacyKey {
     /// wins (as in Go, where the later key wins and the API server sorts `ClientID` before
     /// `clientID`).
     pub ignored: bool,
+    /// Ignored, and its value differs from the one used (the manifest says two things).
+    pub conflicting: bool,
 }
 
 /// The [`LegacyKey`]s of one object, recorded while decoding and never serialised.
@@ -125,6 +127,7 @@ fn canonicalize_recording(
             None => true,
             Some(current) => is_empty_value(current) && !is_empty_value(&value),
         };
+        let conflicting = !taken && exact.get(field) != Some(&value);
         if taken {
             exact.insert(field.to_owned(), value);
         }
@@ -132,6 +135,7 @@ fn canonicalize_recording(
             written,
             field,
             ignored: !taken,
+            conflicting,
         });
     }
     (exact, legacy)
@@ -268,18 +272,24 @@ mod tests {
         assert_eq!(c.get("clientID"), Some(&json!("legacy")));
         assert_eq!(c.get("resourceID"), Some(&json!("new")));
         assert_eq!(c.get("type"), Some(&json!(1)));
-        let got: Vec<(&str, &str, bool)> = legacy
+        let got: Vec<(&str, &str, bool, bool)> = legacy
             .iter()
-            .map(|l| (l.written.as_str(), l.field, l.ignored))
+            .map(|l| (l.written.as_str(), l.field, l.ignored, l.conflicting))
             .collect();
         assert_eq!(
             got,
             [
-                ("ClientID", "clientID", false),
-                ("ResourceID", "resourceID", true),
-                ("Type", "type", false)
+                ("ClientID", "clientID", false, false),
+                ("ResourceID", "resourceID", true, true),
+                ("Type", "type", false, false)
             ]
         );
+        // The same value under both keys is redundant, not conflicting.
+        let Value::Object(m) = json!({"Selector": "s", "selector": "s"}) else {
+            unreachable!()
+        };
+        let (_, legacy) = canonicalize_recording(m, &["selector"]);
+        assert!(legacy[0].ignored && !legacy[0].conflicting);
         // `type: 0` is a value, not an empty key: it wins over a legacy `Type`.
         let Value::Object(m) = json!({"Type": 1, "type": 0}) else {
             unreachable!()

@@ -285,6 +285,63 @@ async fn pods_get_assignment_events_and_pre_v16_objects_are_rewritten() {
     // The rewrite did not disturb the assignment.
     env.wait_status("default", "p2-old-old-id", "Assigned")
         .await;
+
+    // An old key re-applied beside its current key (what `kubectl apply` of the old manifest or a GitOps sync does):
+    // the same value is left alone, a different one is ignored with a Warning; neither is written back, so the
+    // controller never fights the tool that re-applies.
+    use kube::api::{Patch, PatchParams};
+    Api::<AzureIdentity>::namespaced(env.client.clone(), "old")
+        .patch(
+            "old-id",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"ClientID": client_id("id-b")}})),
+        )
+        .await
+        .expect("re-add ClientID");
+    Api::<AzureIdentityBinding>::namespaced(env.client.clone(), "old")
+        .patch(
+            "old-bind",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"Selector": "other-sel"}})),
+        )
+        .await
+        .expect("re-add Selector");
+    let (t, m, _) = wait_event(
+        &env,
+        "old",
+        "AzureIdentityBinding",
+        "old-bind",
+        "legacy keys ignored",
+        "spec.Selector is ignored: spec.selector is also set, differs and wins",
+    )
+    .await;
+    assert_eq!(t, "Warning", "{m}");
+    let id = raw(&env, "azureidentities", "AzureIdentity", "old", "old-id").await;
+    assert_eq!(
+        id["spec"]["ClientID"],
+        json!(client_id("id-b")),
+        "left alone"
+    );
+    let b = raw(
+        &env,
+        "azureidentitybindings",
+        "AzureIdentityBinding",
+        "old",
+        "old-bind",
+    )
+    .await;
+    assert_eq!(
+        (b["spec"]["selector"].clone(), b["spec"]["Selector"].clone()),
+        (json!("old-sel"), json!("other-sel"))
+    );
+    let rewrites = events_of(&env, "old", "AzureIdentity", "old-id")
+        .await
+        .into_iter()
+        .filter(|(_, r, _, _)| r == "legacy keys rewritten")
+        .count();
+    assert_eq!(rewrites, 1, "one rewrite, no fight");
+    env.wait_status("default", "p2-old-old-id", "Assigned")
+        .await;
 }
 
 // === kubectl ===
@@ -477,7 +534,8 @@ async fn kubectl_applies_an_old_manifest_and_shows_assignments() {
                 ],
                 None,
             ),
-            // The same old manifest again: still accepted (and rewritten again, with another Warning).
+            // The same old manifest again: still accepted; the old keys come back beside the current ones with
+            // the same values and are left alone.
             kk.ok(&["apply", "-f", "-"], Some(&old_manifest())),
         )
     })

@@ -21,6 +21,12 @@ pub struct ControllerArgs {
     /// Path to the cloud config (azure.json); the admin-secret env vars when empty.
     #[arg(long, default_value = "")]
     pub cloudconfig: String,
+    /// Client IDs or ARM resource IDs (comma-separated) never assigned to pods, whatever the bindings say.
+    #[arg(long = "denied-identities", default_value = "")]
+    pub denied_identities: String,
+    /// Namespaces (comma-separated) whose AzureIdentities may name the cluster's own identity (opt-in).
+    #[arg(long = "allow-cluster-identity-namespaces", default_value = "")]
+    pub allow_cluster_identity_namespaces: String,
     /// Namespaced matching for every identity (also env FORCENAMESPACED=true).
     #[arg(long = "forceNamespaced", num_args = 0..=1, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
     pub force_namespaced: bool,

@@ -135,6 +135,11 @@ impl AzureCloud {
         Some(self.cfg.user_assigned_identity_id.as_str()).filter(|s| !s.is_empty())
     }
 
+    /// Client IDs of the cluster's own identities (kubelet identity, cluster service principal).
+    pub fn cluster_client_ids(&self) -> Vec<String> {
+        self.cfg.cluster_client_ids()
+    }
+
     /// `subscriptionId` of the cloud config.
     pub fn subscription(&self) -> &str {
         &self.cfg.subscription_id

@@ -113,6 +113,11 @@ pub async fn run(
     if let Some(c) = azure.cluster_identity() {
         immutable.insert(c.to_ascii_lowercase());
     }
+    let protected = podid_core::protect::ProtectedIdentities::from_flags(
+        azure.cluster_client_ids(),
+        &args.denied_identities,
+        &args.allow_cluster_identity_namespaces,
+    );
     let plan_cfg = podid_core::assign::Config {
         force_namespaced,
         immutable_client_ids: immutable,
@@ -215,7 +220,11 @@ pub async fn run(
             }
         }
     }
-    let watches = state::spawn_watches(client.clone(), shared.clone());
+    let guard = Arc::new(state::IdentityGuard::new(
+        protected,
+        Some(events::Recorder::new(client.clone(), identity.clone())),
+    ));
+    let watches = state::spawn_watches(client.clone(), shared.clone(), guard);
     let exec = Arc::new(Exec {
         client: client.clone(),
         shared: shared.clone(),

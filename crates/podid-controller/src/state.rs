@@ -167,10 +167,74 @@ impl Shared {
     }
 }
 
+/// Event reason on an AzureIdentity that cluster identity protection refuses.
+pub const IDENTITY_REFUSED: &str = "identity refused";
+
+/// Cluster identity protection at the controller's door: a protected AzureIdentity never reaches the planner
+/// (no AAI, no ARM assignment; an AAI it had is released like one of a deleted identity, and the planner never
+/// removes the cluster's own identity from a VM because it is immutable there). A Warning event on the
+/// AzureIdentity says why, once per resourceVersion.
+pub struct IdentityGuard {
+    protected: podid_core::protect::ProtectedIdentities,
+    recorder: Option<crate::events::Recorder>,
+    warned: Mutex<HashMap<NsName, String>>,
+}
+
+impl IdentityGuard {
+    /// A guard; `recorder` writes the events (none in unit tests).
+    pub fn new(
+        protected: podid_core::protect::ProtectedIdentities,
+        recorder: Option<crate::events::Recorder>,
+    ) -> IdentityGuard {
+        IdentityGuard {
+            protected,
+            recorder,
+            warned: Mutex::default(),
+        }
+    }
+
+    /// True when the identity may be assigned; otherwise warns (once per version) and returns false.
+    pub fn admit(&self, i: &AzureIdentity) -> bool {
+        let (ns, name) = key(i);
+        let Some(why) = self
+            .protected
+            .check(&ns, &i.spec.client_id, &i.spec.resource_id)
+        else {
+            self.warned.lock().remove(&(ns, name));
+            return true;
+        };
+        let rv = i.resource_version().unwrap_or_default();
+        let first = self
+            .warned
+            .lock()
+            .insert((ns.clone(), name.clone()), rv.clone())
+            != Some(rv);
+        if first {
+            let msg = podid_core::protect::ProtectedIdentities::message(
+                why,
+                &ns,
+                &name,
+                &i.spec.client_id,
+            );
+            tracing::warn!(%ns, identity = %name, "{msg}");
+            if let Some(r) = &self.recorder {
+                r.emit(
+                    crate::events::reference(i),
+                    "Warning",
+                    IDENTITY_REFUSED,
+                    msg,
+                );
+            }
+        }
+        false
+    }
+}
+
 /// Start the five watches. They run until the returned handles are aborted.
 pub fn spawn_watches(
     client: kube::Client,
     shared: Arc<Shared>,
+    guard: Arc<IdentityGuard>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     let s = shared.clone();
@@ -236,8 +300,14 @@ pub fn spawn_watches(
             Ev::Apply(i) => {
                 s.note_legacy_identity(&i);
                 let info = convert::identity_info(&i);
+                let admitted = guard.admit(&i);
+                let (ns, name) = key(&i);
                 s.identities.write().insert(key(&i), i);
-                s.cluster.lock().apply_identity(info);
+                if admitted {
+                    s.cluster.lock().apply_identity(info);
+                } else {
+                    s.cluster.lock().delete_identity(&ns, &name);
+                }
             }
             Ev::Delete(i) => {
                 let (ns, name) = key(&i);
@@ -245,7 +315,11 @@ pub fn spawn_watches(
                 s.cluster.lock().delete_identity(&ns, &name);
             }
             Ev::Reset(is) => {
-                let infos = is.iter().map(convert::identity_info).collect();
+                let infos = is
+                    .iter()
+                    .filter(|i| guard.admit(i))
+                    .map(convert::identity_info)
+                    .collect();
                 is.iter().for_each(|i| s.note_legacy_identity(i));
                 *s.identities.write() = is.into_iter().map(|i| (key(&i), i)).collect();
                 s.cluster.lock().reset_identities(infos);

@@ -250,10 +250,11 @@ async fn immutable_cluster_and_preexisting_identities_are_never_removed() {
     let mut env = Env::start(world()).await;
     env.controller(
         "mic-a",
-        &[&format!(
-            "--immutable-user-msis={}",
-            client_id("id-d").to_uppercase()
-        )],
+        &[
+            &format!("--immutable-user-msis={}", client_id("id-d").to_uppercase()),
+            // The cluster's identity is refused to pods unless their namespace opted in (hardening).
+            "--allow-cluster-identity-namespaces=app",
+        ],
     )
     .await;
     env.ns("app").await;
@@ -287,6 +288,73 @@ async fn immutable_cluster_and_preexisting_identities_are_never_removed() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     wait_arm_v(&env, "pool1-vmss", with_base(&["id-d"])).await;
+}
+
+/// Cluster identity protection (beyond upstream): an AzureIdentity naming the cluster's own identity, or a
+/// deny-listed one, in a namespace that did not opt in gets no assignment (no AAI, no ARM change) and a Warning
+/// event saying why; the pod's other identity is assigned as usual; the scale set keeps the cluster identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_identity_is_refused_by_default() {
+    let mut env = Env::start(world()).await;
+    env.controller(
+        "mic-a",
+        &[&format!("--denied-identities={}", uami_id(IDS, "id-e"))],
+    )
+    .await;
+    env.ns("tenant").await;
+    for (n, id) in [
+        ("kubelet", "aks-agentpool"),
+        ("own", "id-a"),
+        ("denied", "id-e"),
+    ] {
+        env.identity("tenant", n, 0, id).await;
+        env.binding("tenant", &format!("b-{n}"), n, "sel").await;
+    }
+    env.pod("tenant", "p", "pool1-vmss000000", "sel").await;
+    env.wait_status("default", "p-tenant-own", "Assigned").await;
+    wait_arm_v(&env, "pool1-vmss", with_base(&["id-a"])).await;
+    let evs = eventually("identity refused events", WAIT, || {
+        let api = Api::<Event>::namespaced(env.client.clone(), "tenant");
+        async move {
+            let evs = api.list(&Default::default()).await.ok()?;
+            let refused: Vec<Event> = evs
+                .items
+                .into_iter()
+                .filter(|e| e.reason.as_deref() == Some("identity refused"))
+                .collect();
+            (refused.len() >= 2).then_some(refused)
+        }
+    })
+    .await;
+    let about = |name: &str| {
+        evs.iter()
+            .find(|e| e.involved_object.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no event on {name}: {evs:?}"))
+    };
+    let k = about("kubelet");
+    assert_eq!(k.type_.as_deref(), Some("Warning"));
+    assert_eq!(k.involved_object.kind.as_deref(), Some("AzureIdentity"));
+    let msg = k.message.clone().unwrap_or_default();
+    assert!(
+        msg.contains("cluster's own identity")
+            && msg.contains("--allow-cluster-identity-namespaces=tenant"),
+        "{msg}"
+    );
+    assert!(
+        about("denied")
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("deny-list")
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(env.aai("default", "p-tenant-kubelet").await.is_none());
+    assert!(env.aai("default", "p-tenant-denied").await.is_none());
+    wait_arm_v(&env, "pool1-vmss", with_base(&["id-a"])).await;
+    // Deleting the pod releases what it had; the cluster identity stays on the scale set.
+    env.delete::<Pod>("tenant", "p").await;
+    env.wait_gone("default", "p-tenant-own").await;
+    wait_arm_v(&env, "pool1-vmss", with_base(&[])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

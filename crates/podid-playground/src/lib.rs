@@ -18,6 +18,8 @@
 //! - Nothing is added to the host's network namespace: no link, address, route, rule or sysctl. Node and pod
 //!   namespaces have no route out of the machine, and everything reachable in them is a relay to a simulator.
 //! - Nothing calls 169.254.169.254 from the host namespace (the demo client refuses to).
+//! - A pod reaches its node's IMDS only through the agent: no route, and the node's filter table refuses it
+//!   ([`net::node_firewall_script`]).
 //! - Everything `podid up` creates is named `pgd<pid>-…` and removed on stop; a crashed run's leftovers are
 //!   removed by the next `podid up` ([`net::cleanup_stale`]).
 

@@ -13,11 +13,18 @@
 //!                                    the node agent, its `aad-metadata` chain (DNAT 169.254.169.254:80)
 //!        | vp<k> (bridge port)
 //!   pod ns "pgd<pid>-<n>-<podns>-<pod>": eth0 10.244.<i>.<x>/24,
-//!        routes: 10.240.0.0/24 and 169.254.169.254/32 via 10.244.<i>.1, nothing else (no default route)
+//!        routes: 10.240.0.1/32, 10.240.0.2/32 and 169.254.169.254/32 via 10.244.<i>.1, nothing else (no default
+//!        route, none to the node's IMDS)
 //! ```
 //!
 //! Pods reach the simulated network through their node, where every simulated address is local, so no
-//! namespace forwards packets. Host names resolve through per-namespace files: `/etc/netns/<ns>/hosts` maps
+//! namespace forwards packets. The node's IMDS (10.240.0.3) is the node's alone, as on a real node, where pod
+//! traffic to the metadata address is redirected to the agent and nothing else reaches the node's IMDS: pods get
+//! no route to it, and because a pod with `NET_ADMIN` can add its own, the node namespace's filter table refuses
+//! it too ([`NODE_FIREWALL_CHAIN`]): anything arriving from outside the node (not on `lo`) for 10.240.0.3 is
+//! rejected, and kube-proxy's localnet rule drops connections to the node's 127.0.0.0/8 that were not DNATed
+//! there (the agent's redirect sets `route_localnet`, which would otherwise let a pod that routes 127.0.0.1 out
+//! of its `eth0` reach the node's loopback listeners). Host names resolve through per-namespace files: `/etc/netns/<ns>/hosts` maps
 //! `login.microsoftonline.com`, `management.azure.com`, `<vault>.vault.azure.net` and `kubernetes.default.svc` to
 //! the simulated network, and `/etc/netns/<ns>/resolv.conf` names no reachable server; `ip netns exec` (which
 //! `podid run` uses) bind-mounts both over `/etc` for the program only. The host's own `/etc/hosts` is never
@@ -28,6 +35,8 @@
 //!   inside). [`cleanup_stale`] removes what a crashed run left: processes still living in its namespaces, the
 //!   namespaces, and their `/etc/netns` directories.
 //! - Nothing here runs a program in the host namespace on the pods' behalf.
+//! - From a pod, the only ways into the node are its relays for the Kubernetes API and Azure (10.240.0.1:443,
+//!   10.240.0.2:443) and the agent's redirect of 169.254.169.254:80; the node's IMDS answers only the node.
 
 use std::net::Ipv4Addr;
 use std::os::unix::fs::MetadataExt;
@@ -42,14 +51,21 @@ use podid_net::testbed::{self, Netns};
 pub const NETNS_PREFIX: &str = "pgd";
 /// Where `ip netns exec` looks for per-namespace `/etc` files.
 pub const ETC_NETNS_DIR: &str = "/etc/netns";
-/// The simulated network: addresses every node namespace holds on its `lo` (pods route it via their node).
+/// The simulated network: addresses every node namespace holds on its `lo`.
 pub const SIM_NET_CIDR: &str = "10.240.0.0/24";
 /// The Kubernetes API as pods and agents see it (port 443).
 pub const KUBE_API_IP: Ipv4Addr = Ipv4Addr::new(10, 240, 0, 1);
 /// Azure (Entra ID, ARM, Key Vault by SNI) as pods see it (port 443).
 pub const AZURE_IP: Ipv4Addr = Ipv4Addr::new(10, 240, 0, 2);
-/// The node's own instance metadata service (port 80), which only the node agent calls.
+/// The node's own instance metadata service (port 80), which only the node agent calls: pods have no route to
+/// it and the node's filter table rejects it from anywhere but the node itself.
 pub const NODE_IMDS_IP: Ipv4Addr = Ipv4Addr::new(10, 240, 0, 3);
+/// The simulated addresses a pod gets a route to (via its node): the Kubernetes API, Azure, and the metadata
+/// address its node's agent redirects. Not the node's IMDS.
+pub const POD_ROUTES: [Ipv4Addr; 3] = [KUBE_API_IP, AZURE_IP, METADATA_IP];
+/// The filter chain of every node namespace (jumped to first from `INPUT`): what a real node's firewall and
+/// kube-proxy refuse to pods.
+pub const NODE_FIREWALL_CHAIN: &str = "podid-node-firewall";
 /// The address pods call for tokens; redirected by the agent's chain in the node namespace only.
 pub const METADATA_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
 /// Pod subnets: node `i` gets 10.244.i.0/24, its bridge 10.244.i.1.
@@ -122,6 +138,52 @@ pub fn hosts_file(vaults: &[String], own: Option<(Ipv4Addr, &str)>) -> String {
 /// missing from the hosts file fails at once and no query leaves.
 pub const RESOLV_CONF: &str = "# written by podid up: names resolve through /etc/hosts only\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n";
 
+/// The node namespace's filter rules, as `iptables-restore --noflush` input: the node's IMDS refused to anything
+/// that does not come from the node itself (pods could add their own route to it), and kube-proxy's localnet rule
+/// (`route_localnet`, which the agent's DNAT to 127.0.0.1 needs, would otherwise open the node's loopback
+/// listeners to a pod that routes 127.0.0.1 out of its `eth0`; connections the redirect DNATed stay allowed).
+pub fn node_firewall_script() -> String {
+    let c = NODE_FIREWALL_CHAIN;
+    format!(
+        "*filter\n\
+         :{c} - [0:0]\n\
+         -A {c} ! -i lo -d {NODE_IMDS_IP}/32 -m comment --comment \"podid up: the node IMDS answers the node only\" -j REJECT\n\
+         -A {c} ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment \"block incoming localnet connections\" -j DROP\n\
+         -I INPUT 1 -j {c}\n\
+         COMMIT\n"
+    )
+}
+
+/// Loads [`node_firewall_script`] into namespace `ns` (forked from a thread inside it).
+fn install_node_firewall(ns: &Netns) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let restore = crate::run::find_tool("iptables-restore")
+        .ok_or_else(|| anyhow::anyhow!("iptables-restore not found"))?;
+    let script = node_firewall_script();
+    let out = ns.run(|| -> std::io::Result<std::process::Output> {
+        let mut child = Command::new(&restore)
+            .args(["--wait", "--noflush"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(script.as_bytes())?;
+        }
+        child.wait_with_output()
+    })??;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} in {}: {}: {}",
+        restore.display(),
+        ns.name(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
+}
+
 fn write_etc(ns: &str, hosts: &str) -> std::io::Result<PathBuf> {
     let dir = Path::new(ETC_NETNS_DIR).join(ns);
     std::fs::create_dir_all(&dir)?;
@@ -157,6 +219,7 @@ impl NodeNs {
             format!("addr add {AZURE_IP}/32 dev lo"),
             format!("addr add {NODE_IMDS_IP}/32 dev lo"),
         ])?;
+        install_node_firewall(&ns)?;
         let etc = write_etc(ns.name(), &hosts_file(vaults, Some((br, node))))?;
         Ok(NodeNs {
             ns,
@@ -190,12 +253,16 @@ impl NodeNs {
             ),
             format!("link set {port} master br0 up"),
         ])?;
-        ns.ip_batch(&[
+        let mut lines = vec![
             format!("addr add {ip}/24 dev eth0"),
             "link set eth0 up".into(),
-            format!("route add {SIM_NET_CIDR} via {gw}"),
-            format!("route add {METADATA_IP}/32 via {gw}"),
-        ])?;
+        ];
+        lines.extend(
+            POD_ROUTES
+                .iter()
+                .map(|r| format!("route add {r}/32 via {gw}")),
+        );
+        ns.ip_batch(&lines)?;
         let etc = write_etc(ns.name(), &hosts_file(vaults, Some((ip, pod))))?;
         Ok(PodNs { ns, ip, etc })
     }
@@ -320,6 +387,29 @@ mod tests {
         ));
         assert!(!testbed::is_stale("pdt123-4-node0", NETNS_PREFIX));
         assert!(!testbed::is_stale("pgdx-4", NETNS_PREFIX));
+    }
+
+    #[test]
+    fn pods_route_to_the_api_azure_and_the_metadata_address_only() {
+        assert!(!POD_ROUTES.contains(&NODE_IMDS_IP));
+        assert_eq!(POD_ROUTES, [KUBE_API_IP, AZURE_IP, METADATA_IP]);
+    }
+
+    #[test]
+    fn the_node_firewall_refuses_its_imds_and_its_loopback_to_pods() {
+        let s = node_firewall_script();
+        assert!(s.starts_with("*filter\n") && s.ends_with("COMMIT\n"), "{s}");
+        assert!(s.contains(&format!(
+            "-A {NODE_FIREWALL_CHAIN} ! -i lo -d 10.240.0.3/32 "
+        )));
+        assert!(s.contains(
+            "! -s 127.0.0.0/8 -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT"
+        ));
+        assert!(s.contains(&format!("-I INPUT 1 -j {NODE_FIREWALL_CHAIN}\n")));
+        assert!(
+            !s.contains("169.254"),
+            "the redirect is the agent's, untouched"
+        );
     }
 
     #[test]

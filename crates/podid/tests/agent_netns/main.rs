@@ -9,6 +9,8 @@
 //!       kube-sim, azure-sim (127.0.0.1, on a runtime whose threads live here)
 //!       podid agent (child process, `ip netns exec`): 127.0.0.1:2579, installs nat PREROUTING -> aad-metadata:
 //!           ! -s 127.0.0.1 -d 169.254.169.254 -p tcp --dport 80 -j DNAT --to 127.0.0.1:2579, sets route_localnet
+//!       filter INPUT: kube-proxy's localnet rule (what a real node has): connections to 127.0.0.0/8 from outside
+//!           the node are dropped unless DNATed, so route_localnet opens only the redirect, not the node's IMDS
 //!       |veth0 .. |vethN (bridge ports)
 //!   pod namespaces: eth0 = the IP kube-sim's kubelet gave the Kubernetes pod (node podCIDR 10.244.0.0/24)
 //!       clients call http://169.254.169.254 with no override (Rust client, Python azure-identity)
@@ -29,6 +31,9 @@
 //!   excepted / wrong client_id / spoofed source address on the bridge (IP only, then IP and MAC): zero tokens to a
 //!   caller not entitled to them, every entitled request answered with a token for the identity asked for. A
 //!   control run with `--spoof-check off` shows the same spoofed packets would otherwise get the victim's token.
+//!   A pod calling the node's IMDS itself, past the agent (at the bridge address, and at 127.0.0.1 routed out of
+//!   its own `eth0`, as a pod with NET_ADMIN can) gets no answer; a control run without the localnet rule shows
+//!   the routed request would otherwise get a token for an identity the pod has no binding to.
 //! - iptables failures (fake binaries first on the agent's PATH, failing like a held xtables lock): the agent keeps
 //!   running, reports `Not Active`, logs the error, counts it, and no pod gets a token; once iptables works the
 //!   redirect appears and the right pods are served; a failing cleanup exits 1 and says so.
@@ -42,7 +47,7 @@
 mod harness;
 mod support;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -484,6 +489,68 @@ fn authorisation_matrix() {
         );
         assert!(!logs.contains("panicked"), "{logs}");
 
+        // Phase 4: straight to the node's IMDS (azure-sim's, on the node namespace's 127.0.0.1), past the agent:
+        // at the bridge address, and at 127.0.0.1 routed out of the pod's eth0 (a pod with NET_ADMIN can do that,
+        // and the agent's route_localnet lets such packets in). The node's localnet rule leaves it without an
+        // answer; entitled pods keep their tokens through the agent.
+        let imds = node_imds(&env);
+        let bridge = node.bridge_ip();
+        let intruder_ip = create_pod(&env, "intruder", json!({"app": "plain"})).await;
+        let intruder = attach_pod(&node, intruder_ip).await;
+        let ask = token_path(Some(&client_id(IDENTITIES[0])));
+        let mut direct = vec![(
+            "the bridge address",
+            pod_get_direct(
+                &intruder,
+                SocketAddrV4::new(bridge, imds.port()),
+                ask.clone(),
+                NO_REDIRECT_CONNECT_TIMEOUT,
+            )
+            .await,
+        )];
+        let routed = intruder.clone();
+        tokio::task::spawn_blocking(move || route_loopback_to_node(&routed, bridge))
+            .await
+            .expect("route task");
+        let started = Instant::now();
+        direct.push((
+            "127.0.0.1 routed out of the pod",
+            pod_get_direct(&intruder, imds, ask.clone(), NO_REDIRECT_CONNECT_TIMEOUT).await,
+        ));
+        let took = started.elapsed();
+        for (what, r) in &direct {
+            assert!(
+                r.is_err(),
+                "a pod calling the node's IMDS ({imds}) at {what} gets no answer at all: {r:?}"
+            );
+        }
+        assert!(
+            took < NO_REDIRECT_CONNECT_TIMEOUT + Duration::from_secs(1),
+            "bounded by the connect timeout: {took:?}"
+        );
+        // (Pod m1: m0 and m7 have attackers sitting on their addresses since phase 2.)
+        let r = pod_get(&pods[1], None, token_path(None), CONNECT_TIMEOUT)
+            .await
+            .expect("answered");
+        assert_eq!(
+            r.token_appid(),
+            Some(client_id(IDENTITIES[1])),
+            "entitled pods are still served: {r:?}"
+        );
+        report(&format!(
+            "agent_netns matrix:   {:<22} {n}/{n} without an answer ({})",
+            "node IMDS directly",
+            direct
+                .iter()
+                .map(|(what, r)| format!(
+                    "{what}: {}",
+                    r.as_ref().err().map_or("answered", |e| e.as_str())
+                ))
+                .collect::<Vec<_>>()
+                .join("; "),
+            n = direct.len(),
+        ));
+
         // Control: the same spoofed packets against an agent without the check get the victim's token, so the
         // refusals above are the check's doing, not an artefact of the testbed.
         let mut agent = agent;
@@ -505,6 +572,26 @@ fn authorisation_matrix() {
         );
         report(
             "agent_netns matrix: control: with --spoof-check off the same spoofed request gets the victim's token",
+        );
+
+        // Control: without the localnet rule the intruder's route reaches the node's IMDS and gets a token for an
+        // identity it has no binding to, so the silence above is the rule's doing.
+        let firewall = node.clone();
+        tokio::task::spawn_blocking(move || node_localnet_rule(&firewall, "-D"))
+            .await
+            .expect("iptables task");
+        let r = pod_get_direct(&intruder, imds, ask, CONNECT_TIMEOUT).await;
+        let firewall = node.clone();
+        tokio::task::spawn_blocking(move || node_localnet_rule(&firewall, "-I"))
+            .await
+            .expect("iptables task");
+        assert_eq!(
+            r.as_ref().ok().and_then(Reply::token_appid),
+            Some(client_id(IDENTITIES[0])),
+            "without the localnet rule the routed request reaches the node's IMDS: {r:?}"
+        );
+        report(
+            "agent_netns matrix: control: without kube-proxy's localnet rule the routed request gets the node's token from its IMDS",
         );
     });
 }

@@ -162,6 +162,8 @@ where
             .create()
             .expect("node namespace"),
     );
+    // As on a real node, kube-proxy's localnet rule guards the node's loopback (see LOCALNET_RULE).
+    node_localnet_rule(&node, "-I");
     let rt = node.netns().runtime().expect("node namespace runtime");
     // The future is created here but first polled on a runtime thread, inside the node namespace.
     let outcome = rt.block_on(rt.spawn(body(node.clone())));
@@ -537,10 +539,21 @@ pub fn pod_get_blocking(
     path: &str,
     connect_timeout: Duration,
 ) -> Result<Reply, String> {
+    pod_get_at(pod, METADATA, src, path, connect_timeout)
+}
+
+/// GET `path` from inside `pod` to `dst` (see [`pod_get_blocking`]).
+pub fn pod_get_at(
+    pod: &PodNet,
+    dst: SocketAddrV4,
+    src: Option<Ipv4Addr>,
+    path: &str,
+    connect_timeout: Duration,
+) -> Result<Reply, String> {
     let started = Instant::now();
     let mut s = match src {
-        None => pod.tcp_connect(SocketAddr::V4(METADATA), connect_timeout),
-        Some(ip) => pod.tcp_connect_from(ip, METADATA, connect_timeout),
+        None => pod.tcp_connect(SocketAddr::V4(dst), connect_timeout),
+        Some(ip) => pod.tcp_connect_from(ip, dst, connect_timeout),
     }
     .map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(RESPONSE_TIMEOUT))
@@ -548,7 +561,8 @@ pub fn pod_get_blocking(
     s.set_write_timeout(Some(RESPONSE_TIMEOUT))
         .map_err(|e| format!("set timeout: {e}"))?;
     let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: 169.254.169.254\r\nMetadata: true\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nMetadata: true\r\nConnection: close\r\n\r\n",
+        dst.ip()
     );
     s.write_all(req.as_bytes())
         .map_err(|e| format!("write: {e}"))?;
@@ -581,6 +595,102 @@ pub async fn pod_get(
     tokio::task::spawn_blocking(move || pod_get_blocking(&pod, src, &path, connect_timeout))
         .await
         .map_err(|e| format!("request task: {e}"))?
+}
+
+/// [`pod_get_at`] on the blocking pool: a pod calling `dst` directly (not the metadata address).
+pub async fn pod_get_direct(
+    pod: &Arc<PodNet>,
+    dst: SocketAddrV4,
+    path: String,
+    connect_timeout: Duration,
+) -> Result<Reply, String> {
+    let pod = pod.clone();
+    tokio::task::spawn_blocking(move || pod_get_at(&pod, dst, None, &path, connect_timeout))
+        .await
+        .map_err(|e| format!("request task: {e}"))?
+}
+
+// === the node's IMDS, straight from a pod ===
+
+/// The node's IMDS as azure-sim serves it here: a port on the node namespace's 127.0.0.1.
+pub fn node_imds(env: &Env) -> SocketAddrV4 {
+    let url = env
+        .azure
+        .endpoints()
+        .imds
+        .get(NODE)
+        .expect("node IMDS")
+        .clone();
+    url.trim_start_matches("http://")
+        .parse()
+        .unwrap_or_else(|e| panic!("IMDS address {url}: {e}"))
+}
+
+/// kube-proxy's localnet rule (its `KUBE-FIREWALL` chain on every real node): connections to the node's
+/// 127.0.0.0/8 from anywhere but the node are dropped unless a DNAT (the agent's redirect) put them there. The
+/// agent sets `route_localnet` for its DNAT to 127.0.0.1:2579, which would otherwise open every loopback listener
+/// of the node (here azure-sim's IMDS, the agent's probe) to a pod that routes 127.0.0.1 out of its `eth0`.
+const LOCALNET_RULE: [&str; 16] = [
+    "!",
+    "-s",
+    "127.0.0.0/8",
+    "-d",
+    "127.0.0.0/8",
+    "-m",
+    "conntrack",
+    "!",
+    "--ctstate",
+    "RELATED,ESTABLISHED,DNAT",
+    "-m",
+    "comment",
+    "--comment",
+    "block incoming localnet connections",
+    "-j",
+    "DROP",
+];
+
+/// Adds (`-I`) or removes (`-D`) [`LOCALNET_RULE`] in the node namespace's filter table.
+pub fn node_localnet_rule(node: &NodeNet, op: &str) {
+    let iptables = find_tool("iptables").expect("iptables");
+    let out = node
+        .netns()
+        .exec(
+            std::process::Command::new(iptables)
+                .args(["-w", op, "INPUT"])
+                .args(LOCALNET_RULE),
+        )
+        .expect("run iptables in the node namespace");
+    assert!(
+        out.status.success(),
+        "iptables {op} the localnet rule: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// TEST ONLY: what a pod with `NET_ADMIN` in its own namespace can do to reach its node's loopback: allow
+/// loopback addresses on `eth0` (`route_localnet`) and route 127.0.0.1 out of `eth0` via the bridge, ahead of the
+/// `local` table. Only the node's localnet rule stops what follows.
+pub fn route_loopback_to_node(pod: &PodNet, bridge: Ipv4Addr) {
+    pod.netns()
+        .run(|| -> std::io::Result<()> {
+            for p in ["all", "eth0"] {
+                std::fs::write(format!("/proc/sys/net/ipv4/conf/{p}/route_localnet"), "1")?;
+            }
+            Ok(())
+        })
+        .expect("enter the pod namespace")
+        .expect("route_localnet in the pod namespace");
+    pod.netns()
+        .ip_batch(&[
+            "rule add pref 10 to 127.0.0.1 lookup 100".into(),
+            format!(
+                "route add 127.0.0.1/32 via {bridge} dev eth0 src {} table 100",
+                pod.ip()
+            ),
+            "rule del pref 0".into(),
+            "rule add pref 20 lookup local".into(),
+        ])
+        .expect("route 127.0.0.1 out of the pod");
 }
 
 // === the Python SDK ===

@@ -265,6 +265,39 @@ impl Up {
     }
 }
 
+/// A pod's program calling its node's IMDS (http://10.240.0.3) directly for the cluster identity's token, once
+/// over the pod's own routes and once after adding a route to it via the pod's gateway (argv[1] is `ip`). Prints
+/// one JSON line: `{"direct": ATTEMPT, "route_added": bool, "route_error": str, "routed": ATTEMPT}`, ATTEMPT being
+/// `{"token": bool, "status": int?, "error": str?, "seconds": float}`. It never prints a token.
+const DIRECT_IMDS_PROGRAM: &str = r#"
+import json, subprocess, sys, time, urllib.error, urllib.request
+URL = ("http://10.240.0.3/metadata/identity/oauth2/token?api-version=2018-02-01"
+       "&resource=https%3A%2F%2Fmanagement.azure.com%2F&client_id=9a2c4e60-0000-4000-8000-00000000c1d0")
+def attempt():
+    t = time.monotonic()
+    out = {"token": False}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(URL, headers={"Metadata": "true"}), timeout=3) as r:
+            out["status"] = r.status
+            out["token"] = "access_token" in r.read().decode()
+    except urllib.error.HTTPError as e:
+        out["status"] = e.code
+        out["token"] = "access_token" in e.read().decode()
+    except Exception as e:
+        out["error"] = "%s: %s" % (type(e).__name__, getattr(e, "reason", e))
+    out["seconds"] = round(time.monotonic() - t, 3)
+    return out
+result = {"direct": attempt()}
+ip = sys.argv[1]
+words = subprocess.run([ip, "-4", "route", "show", "169.254.169.254"], capture_output=True, text=True).stdout.split()
+via = words[words.index("via") + 1] if "via" in words else ""
+added = subprocess.run([ip, "route", "replace", "10.240.0.3/32", "via", via], capture_output=True, text=True)
+result["route_added"] = added.returncode == 0
+result["route_error"] = added.stderr.strip()
+result["routed"] = attempt()
+print(json.dumps(result))
+"#;
+
 fn sha256_hex(python: &Path, value: &str) -> String {
     let out = std::process::Command::new(python)
         .args([
@@ -434,6 +467,56 @@ async fn the_documented_pod_identity_flow_end_to_end() {
     let (code, doc) = up.podid(&["doctor", &format!("{NS}/nolabel")]).await;
     assert_eq!(code, 2, "doctor for an unlabelled pod: {doc}");
     assert!(doc.contains("aadpodidbinding"), "{doc}");
+
+    // 3b. Past the agent: the pod calls its node's IMDS (10.240.0.3) itself, first over the routes it has, then
+    // over a route it adds (a program run as root in the pod's namespace may). No answer either way, within the
+    // connect timeout; the entitled pod keeps getting its token through the agent.
+    let ip = find_tool("ip").expect("ip");
+    let started = Instant::now();
+    let (_, out) = up
+        .podid(&[
+            "run",
+            &format!("{NS}/nolabel"),
+            "--",
+            &up.python.display().to_string(),
+            "-c",
+            DIRECT_IMDS_PROGRAM,
+            &ip.display().to_string(),
+        ])
+        .await;
+    let direct: Value = out
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("direct IMDS program: {out}"));
+    assert_eq!(direct["route_added"], true, "{direct}");
+    for attempt in ["direct", "routed"] {
+        let a = &direct[attempt];
+        assert_eq!(
+            a["token"], false,
+            "{attempt}: a token from the node's IMDS: {direct}"
+        );
+        assert!(
+            a["error"].is_string(),
+            "{attempt}: no answer at all: {direct}"
+        );
+        assert!(
+            a["seconds"].as_f64().unwrap_or(f64::MAX) < 4.0,
+            "{attempt}: bounded: {direct}"
+        );
+    }
+    report(&format!(
+        "playground: the node's IMDS straight from a pod: no route: {}; with an added route: {} ({} ms in all)",
+        direct["direct"]["error"],
+        direct["routed"]["error"],
+        started.elapsed().as_millis()
+    ));
+    let still = up.python("app", &["raw"]).await;
+    assert_eq!(
+        still["status"], 200,
+        "the entitled pod is still served: {still}"
+    );
 
     // 4. Deleting the binding revokes access.
     let (ok, out) = up.kubectl(

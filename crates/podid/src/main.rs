@@ -313,14 +313,65 @@ async fn run_kube_sim(args: KubeSimArgs) -> anyhow::Result<()> {
         ..kube_sim::Config::default()
     };
     let handle = kube_sim::start(config).await?;
+    insecure_anonymous_admin(&handle.sim, args.insecure_http)?;
     let kubeconfig = handle.kubeconfig.clone().unwrap_or_default();
     println!("kube-sim is serving at {}", handle.url);
+    if args.insecure_http {
+        println!(
+            "  plain HTTP: requests without credentials are admin (kubectl sends none over HTTP); keep it on loopback"
+        );
+    }
     println!("  export KUBECONFIG={}", kubeconfig.display());
     println!("  kubectl get namespaces");
     println!("Press Ctrl-C to stop.");
     signals.wait().await;
     println!("stopping");
     handle.shutdown().await;
+    Ok(())
+}
+
+/// The ClusterRoleBinding that makes `--insecure-http` usable by kubectl (see [`insecure_anonymous_admin`]).
+const INSECURE_HTTP_BINDING: &str = "kube-sim:insecure-http:anonymous-admin";
+
+/// kubectl (client-go) sends no credentials at all over plain HTTP: it reads a kubeconfig's token, client
+/// certificate or exec plugin only for an `https` server, so every kubectl request to `--insecure-http` arrives as
+/// `system:anonymous` and RBAC refuses it. With `--insecure-http`, kube-sim therefore behaves like the apiserver's
+/// old insecure port: a ClusterRoleBinding (visible with kubectl) gives `system:anonymous` cluster-admin. Over
+/// HTTPS the binding is removed if a persisted state (--persist) still holds it, so it never outlives the mode.
+/// A wrong token is still refused (401).
+fn insecure_anonymous_admin(sim: &kube_sim::Sim, insecure_http: bool) -> anyhow::Result<()> {
+    let binding = serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": INSECURE_HTTP_BINDING},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:anonymous"}]
+    });
+    let rt = sim
+        .registry
+        .read()
+        .by_kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding")
+        .ok_or_else(|| anyhow::anyhow!("kube-sim serves no ClusterRoleBinding"))?;
+    let exists = sim
+        .store
+        .get(&rt.key(), "", INSECURE_HTTP_BINDING)
+        .is_some();
+    match (insecure_http, exists) {
+        (true, false) => {
+            kube_sim::api::create_internal(sim, binding)
+                .map_err(|e| anyhow::anyhow!("create {INSECURE_HTTP_BINDING}: {e}"))?;
+        }
+        (false, true) => {
+            kube_sim::api::delete_object(
+                sim,
+                &rt,
+                "",
+                INSECURE_HTTP_BINDING,
+                &kube_sim::api::DeleteOpts::default(),
+            )
+            .map_err(|e| anyhow::anyhow!("delete {INSECURE_HTTP_BINDING}: {e}"))?;
+        }
+        _ => {}
+    }
     Ok(())
 }
 

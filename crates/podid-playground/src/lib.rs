@@ -20,6 +20,7 @@
 //! - Nothing calls 169.254.169.254 from the host namespace (the demo client refuses to).
 //! - A pod reaches its node's IMDS only through the agent: no route, and the node's filter table refuses it
 //!   ([`net::node_firewall_script`]).
+//! - `podid up`'s children (controller, agents) die with it, even when it is SIGKILLed ([`proc`]).
 //! - Everything `podid up` creates is named `pgd<pid>-…` and removed on stop; a crashed run's leftovers are
 //!   removed by the next `podid up` ([`net::cleanup_stale`]).
 

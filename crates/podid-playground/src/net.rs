@@ -313,7 +313,9 @@ pub struct Cleaned {
 
 /// Removes what a crashed `podid up` left: processes in its namespaces, the namespaces (with their interfaces
 /// and iptables rules), and the namespaces' `/etc/netns` files. Namespaces of live playgrounds are kept.
-pub fn cleanup_stale() -> anyhow::Result<Cleaned> {
+/// Processes in `already_killed` (the orphans [`crate::proc::kill_orphans`] found) are not killed or counted
+/// again.
+pub fn cleanup_stale(already_killed: &[i32]) -> anyhow::Result<Cleaned> {
     let mut cleaned = Cleaned::default();
     let stale: Vec<(String, u64, u64)> = std::fs::read_dir(testbed::NETNS_DIR)
         .map(|rd| {
@@ -338,6 +340,9 @@ pub fn cleanup_stale() -> anyhow::Result<Cleaned> {
             else {
                 continue;
             };
+            if already_killed.contains(&pid) {
+                continue;
+            }
             let Ok(m) = std::fs::metadata(proc_entry.path().join("ns/net")) else {
                 continue;
             };

@@ -24,7 +24,7 @@ use serde_json::Value;
 
 use crate::state::{self, NetMode, PodRecord, State};
 
-/// How long `podid run` waits for the pod to be scheduled, get its IP and its network.
+/// How long `podid run` waits for an existing pod to be scheduled, get its IP and its network.
 pub const POD_WAIT: Duration = Duration::from_secs(60);
 /// Poll interval while waiting.
 const POLL: Duration = Duration::from_millis(100);
@@ -78,7 +78,36 @@ pub async fn client(state: &State) -> anyhow::Result<kube::Client> {
     Ok(kube::Client::try_from(cfg)?)
 }
 
-/// Waits until the pod exists with its network wired; returns the pod and its record.
+/// Why pod `ns/name` is not there, in words a user can act on: the pods its namespace does have, or that the
+/// namespace itself is missing.
+async fn missing_pod(client: &kube::Client, ns: &str, name: &str) -> String {
+    use k8s_openapi::api::core::v1::Namespace;
+    let head = format!("pod {ns}/{name} does not exist");
+    if let Ok(None) = Api::<Namespace>::all(client.clone()).get_opt(ns).await {
+        return format!("{head}: there is no namespace {ns:?} (kubectl get namespaces)");
+    }
+    let names: Vec<String> = match Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&Default::default())
+        .await
+    {
+        Ok(list) => list
+            .items
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect(),
+        Err(_) => return head,
+    };
+    if names.is_empty() {
+        format!(
+            "{head}: namespace {ns} has no pods (create it first, e.g. kubectl apply -f pod.yaml)"
+        )
+    } else {
+        format!("{head}; pods in {ns}: {}", names.join(", "))
+    }
+}
+
+/// Waits until the pod has its network wired; returns the pod and its record. A pod that does not exist fails
+/// at once (a typo should not cost `timeout`); one that exists but is not scheduled or wired yet is waited for.
 pub async fn wait_for_pod(
     client: &kube::Client,
     dir: &Path,
@@ -88,7 +117,7 @@ pub async fn wait_for_pod(
 ) -> anyhow::Result<(Pod, PodRecord)> {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let start = Instant::now();
-    let mut last = String::from("not found");
+    let mut last = String::from("not wired yet");
     while start.elapsed() < timeout {
         match api.get_opt(name).await {
             Ok(Some(pod)) => {
@@ -106,7 +135,7 @@ pub async fn wait_for_pod(
                     None => "has no IP yet (not scheduled to a simulated node?)".into(),
                 };
             }
-            Ok(None) => last = "not found".into(),
+            Ok(None) => anyhow::bail!("{}", missing_pod(client, ns, name).await),
             Err(e) => last = format!("API error: {e}"),
         }
         tokio::time::sleep(POLL).await;

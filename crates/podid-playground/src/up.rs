@@ -152,6 +152,23 @@ fn remove_temporary(dir: &Path) {
     }
 }
 
+/// kube-sim's start error, with what to do when its port is taken (a second `podid up` on the default port).
+fn kube_port_hint(e: anyhow::Error, port: u16, dir: &Path) -> anyhow::Error {
+    let in_use = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse)
+    });
+    if !in_use {
+        return e;
+    }
+    anyhow::anyhow!(
+        "{e:#}: port {port} on 127.0.0.1 is taken, perhaps by another podid up (each --dir holds one; this one is {}) \
+         or a kube-sim: stop it, or start this playground with --kube-port 0 (any free port; the kubeconfig, \
+         `podid run` and `podid doctor` follow it)",
+        dir.display()
+    )
+}
+
 fn decide_mode(wanted: Network) -> anyhow::Result<(NetMode, Option<String>)> {
     let root = rustix::process::geteuid().is_root();
     let missing: Vec<&str> = ["ip", "iptables", "iptables-save", "iptables-restore"]
@@ -216,16 +233,20 @@ pub async fn up(
             dir.display()
         );
     }
-    if mode == NetMode::Netns {
-        let cleaned = tokio::task::block_in_place(net::cleanup_stale)?;
-        if !cleaned.namespaces.is_empty() || cleaned.processes > 0 || cleaned.etc_dirs > 0 {
-            println!(
-                "podid up: removed what a previous run left: {} namespaces, {} processes, {} /etc/netns entries",
-                cleaned.namespaces.len(),
-                cleaned.processes,
-                cleaned.etc_dirs
-            );
-        }
+    // A dead run's children (they normally die with it) in any mode, then its namespaces.
+    let orphans = tokio::task::block_in_place(proc::kill_orphans);
+    let mut cleaned = match mode {
+        NetMode::Netns => tokio::task::block_in_place(|| net::cleanup_stale(&orphans))?,
+        NetMode::Loopback => net::Cleaned::default(),
+    };
+    cleaned.processes += orphans.len();
+    if !cleaned.namespaces.is_empty() || cleaned.processes > 0 || cleaned.etc_dirs > 0 {
+        println!(
+            "podid up: removed what a previous run left: {} namespaces, {} processes, {} /etc/netns entries",
+            cleaned.namespaces.len(),
+            cleaned.processes,
+            cleaned.etc_dirs
+        );
     }
     std::fs::create_dir_all(&dir)?;
     remove_temporary(&dir);
@@ -362,7 +383,8 @@ async fn start(
         extra_sans: vec![net::KUBE_API_IP.to_string()],
         ..kube_sim::Config::default()
     })
-    .await?;
+    .await
+    .map_err(|e| kube_port_hint(e, args.kube_port, dir))?;
     let kube_url = kube.url.clone();
     let kube_addr = kube.addr;
     let kubeconfig = kube

@@ -165,10 +165,13 @@ struct KubeSimArgs {
 }
 
 fn init_tracing(level: &str, format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal: log files (the playground's children) and pipes get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Plain => builder.init(),
@@ -181,6 +184,9 @@ fn main() -> anyhow::Result<()> {
         .install_default()
         .map_err(|_| anyhow::anyhow!("a TLS crypto provider was already installed"))?;
     let cli = Cli::parse_from(argv(std::env::args()));
+    if matches!(cli.command, Command::Controller(_) | Command::Agent(_)) {
+        die_with_playground()?;
+    }
     init_tracing(&cli.log_level, cli.log_format);
     match cli.command {
         Command::Crds => {
@@ -265,6 +271,30 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(run_azure_sim(*args))
         }
     }
+}
+
+/// A controller or agent started by `podid up` (it sets [`podid_playground::proc::PARENT_PID_ENV`]) dies with
+/// it: SIGTERM when the parent dies, and an exit now if the parent already died before the signal was asked for
+/// (the parent is then another process). Runs before any thread starts. Without the variable, nothing changes.
+fn die_with_playground() -> anyhow::Result<()> {
+    use podid_playground::proc::PARENT_PID_ENV;
+    use rustix::process::{Signal, getppid, set_parent_process_death_signal};
+    let Ok(raw) = std::env::var(PARENT_PID_ENV) else {
+        return Ok(());
+    };
+    let expected: i32 = raw
+        .parse()
+        .with_context(|| format!("{PARENT_PID_ENV}={raw:?} is not a process id"))?;
+    set_parent_process_death_signal(Some(Signal::TERM))
+        .context("ask for SIGTERM when podid up exits (PR_SET_PDEATHSIG)")?;
+    let parent = getppid().map_or(0, |p| p.as_raw_nonzero().get());
+    if parent != expected {
+        eprintln!(
+            "podid: the podid up that started this process (pid {expected}) is gone (parent now {parent}); exiting"
+        );
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -233,6 +233,74 @@ mod tests {
         assert!(controller_cloud(&empty).unwrap_err().contains("no VM"));
     }
 
+    /// Users copy the default world's IDs from the docs into their own objects: the docs must show them in
+    /// full, as this file defines them, and never shortened.
+    #[test]
+    fn the_docs_show_the_default_worlds_ids_in_full() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let read = |p: &std::path::Path| {
+            std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        };
+        let uami = |rg: &str, name: &str| {
+            format!(
+                "/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
+            )
+        };
+        let playground = read(&root.join("docs/playground.md"));
+        for id in [
+            TENANT_ID.to_string(),
+            SUBSCRIPTION_ID.to_string(),
+            APP_IDENTITY_CLIENT_ID.to_string(),
+            SECOND_IDENTITY_CLIENT_ID.to_string(),
+            CLUSTER_IDENTITY_CLIENT_ID.to_string(),
+            uami(IDENTITY_RESOURCE_GROUP, APP_IDENTITY),
+            uami(IDENTITY_RESOURCE_GROUP, SECOND_IDENTITY),
+            uami(NODE_RESOURCE_GROUP, CLUSTER_IDENTITY),
+            format!(
+                "/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{NODE_RESOURCE_GROUP}/providers/Microsoft.Compute/virtualMachineScaleSets/{SCALE_SET}"
+            ),
+            format!(
+                "/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{IDENTITY_RESOURCE_GROUP}/providers/Microsoft.KeyVault/vaults/{VAULT}"
+            ),
+        ] {
+            assert!(playground.contains(&id), "docs/playground.md lacks {id}");
+        }
+        let mut docs = vec![root.join("README.md")];
+        docs.extend(
+            std::fs::read_dir(root.join("docs"))
+                .expect("docs")
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "md")),
+        );
+        for doc in docs {
+            let text = read(&doc);
+            let mut shortened: Vec<String> = ["/subscriptions/...", "/subscriptions/…"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            for id in [
+                TENANT_ID,
+                SUBSCRIPTION_ID,
+                APP_IDENTITY_CLIENT_ID,
+                SECOND_IDENTITY_CLIENT_ID,
+                CLUSTER_IDENTITY_CLIENT_ID,
+            ] {
+                let head = &id[..id.find('-').unwrap_or(id.len())];
+                shortened.push(format!("{head}-…"));
+                shortened.push(format!("{head}-..."));
+                shortened.push(format!("{head}…"));
+            }
+            for s in shortened {
+                assert!(
+                    !text.contains(&s),
+                    "{} shortens an ID users copy: {s}",
+                    doc.display()
+                );
+            }
+        }
+    }
+
     #[test]
     fn zero_nodes_still_gives_one() {
         assert_eq!(nodes_of(&load(&default_world(0))).len(), 1);

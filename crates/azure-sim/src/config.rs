@@ -87,6 +87,9 @@ pub struct Config {
     pub extra_sans: Vec<String>,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Connection limits of every listener together: header-read and idle timeouts, header bytes, connection
+    /// caps (for the simulator as a whole and per source address), TLS handshake and body read timeouts.
+    pub limits: podid_serve::Limits,
     /// Entries kept in the request log.
     pub log_capacity: usize,
     /// Runtime settings.
@@ -116,6 +119,7 @@ impl Default for Config {
             keyvault_authority: None,
             extra_sans: Vec::new(),
             max_body_bytes: 1024 * 1024,
+            limits: podid_serve::Limits::default(),
             log_capacity: 2000,
             settings: Settings::default(),
         }

@@ -172,6 +172,15 @@ async fn non_resource(sim: &Arc<Sim>, ctx: &Ctx, path: &str) -> ApiResult<Respon
                 .body(full(body))
                 .map_err(|e| ApiError::internal(e.to_string()))?)
         }
+        ["metrics"] if ctx.method == Method::GET => {
+            // Only the connection counters of the bounded server (kube-apiserver serves far more here).
+            let mut text = String::new();
+            sim.server.stats().encode(&mut text, "kube_sim_server");
+            Ok(Response::builder()
+                .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                .body(full(text))
+                .map_err(|e| ApiError::internal(e.to_string()))?)
+        }
         ["version"] => get_only(crate::discovery::version()),
         ["api"] => {
             if let Some(media) = crate::discovery::wants_aggregated(ctx.header("accept")) {

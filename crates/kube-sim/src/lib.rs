@@ -72,6 +72,8 @@ pub struct Sim {
     pub gc_tx: mpsc::UnboundedSender<gc::GcEvent>,
     /// Flips to true on shutdown.
     pub shutdown: tokio_watch::Receiver<bool>,
+    /// The bounded HTTP server: limits from `config.limits`, connection counters (served at `/metrics`).
+    pub server: Arc<podid_serve::Server>,
 }
 
 /// A running simulator.
@@ -180,6 +182,7 @@ pub async fn start(config: Config) -> anyhow::Result<Handle> {
         rbac_cache: RwLock::new(None),
         gc_tx,
         shutdown: shutdown_rx.clone(),
+        server: podid_serve::Server::new(config.limits),
         config: config.clone(),
     });
 

@@ -284,6 +284,8 @@ pub struct Config {
     pub watch_cache_size: usize,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Connection limits: header-read and idle timeouts, header bytes, connection caps, body read timeout.
+    pub limits: podid_serve::Limits,
     /// Interval of watch bookmarks (when the client allows them).
     pub bookmark_interval: Duration,
     /// Extra DNS names / IPs for the serving certificate.
@@ -306,6 +308,7 @@ impl Default for Config {
             seed: Vec::new(),
             watch_cache_size: 100_000,
             max_body_bytes: 3 * 1024 * 1024,
+            limits: podid_serve::Limits::default(),
             bookmark_interval: Duration::from_secs(60),
             extra_sans: Vec::new(),
             kubelet_dir: None,
@@ -314,72 +317,36 @@ impl Default for Config {
     }
 }
 
-/// Serve connections until `shutdown` flips to true.
+/// Time in-flight requests get after shutdown before they are dropped (watches never end on their own).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Serve connections until `shutdown` flips to true, within `sim.server`'s limits.
 pub async fn serve(
     sim: Arc<Sim>,
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
+    let run = sim
+        .server
+        .listen(listener)
+        .tls(tls)
+        .with_upgrades()
+        .drain_timeout(DRAIN_TIMEOUT)
+        .run(
+            move |conn: &podid_serve::Conn| {
+                let sim = sim.clone();
+                let peer = conn.remote;
+                hyper::service::service_fn(move |req| {
+                    let sim = sim.clone();
+                    async move { Ok::<_, Infallible>(handle(sim, req, peer).await) }
+                })
             },
-            _ = shutdown.changed() => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let sim = sim.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let sim = sim.clone();
-            async move { Ok::<_, Infallible>(handle(sim, req, peer).await) }
-        });
-        let builder =
-            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-        match &acceptor {
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(
-                        Duration::from_secs(10),
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
-                    let conn = builder
-                        .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service);
-                    let _ = watcher.watch(conn.into_owned()).await;
-                });
-            }
-            None => {
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let conn = builder.serve_connection_with_upgrades(
-                        hyper_util::rt::TokioIo::new(stream),
-                        service,
-                    );
-                    let _ = watcher.watch(conn.into_owned()).await;
-                });
-            }
-        }
-    }
-    // Watches never end on their own; give in-flight requests a moment, then drop them.
-    let _ = tokio::time::timeout(Duration::from_secs(2), graceful.shutdown()).await;
+            async move {
+                let _ = shutdown.changed().await;
+            },
+        );
+    run.await;
 }
 
 async fn handle(sim: Arc<Sim>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
@@ -394,18 +361,17 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>, peer: SocketAddr) -> Resp
     {
         return error_response(&ApiError::too_large(limit));
     }
-    let body = match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                return error_response(&ApiError::too_large(limit));
-            }
-            return error_response(&ApiError::bad_request(format!(
-                "error reading request body: {e}"
-            )));
+    let body = match sim.server.read_body(body, limit).await {
+        Ok(b) => b,
+        Err(podid_serve::BodyError::TooLarge { .. }) => {
+            return error_response(&ApiError::too_large(limit));
         }
+        Err(podid_serve::BodyError::TimedOut) => {
+            return error_response(&ApiError::request_timeout(
+                "the request body did not arrive in time",
+            ));
+        }
+        Err(e) => return error_response(&ApiError::bad_request(e.to_string())),
     };
     let user = match sim.authenticate(&parts.headers) {
         Ok(u) => u,

@@ -215,7 +215,32 @@ pub struct AgentArgs {
     /// Namespaces (comma-separated) whose AzureIdentities may name the cluster's own identities (opt-in).
     #[arg(long = "allow-cluster-identity-namespaces", default_value = "")]
     pub allow_cluster_identity_namespaces: String,
+
+    // --- podid's own: the token server's connection limits (podid-serve; docs/agent.md#limits) ---
+    /// Seconds a client has to send a complete request head, counted from connecting (first request) or from
+    /// the first byte of a later request on a kept-alive connection; a slow or silent client is disconnected.
+    #[arg(long = "header-read-timeout-sec", default_value_t = podid_serve::HEADER_READ_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_sec: u64,
+    /// Seconds a kept-alive connection may stay open with no request in flight (a response being written, however
+    /// long, is never cut).
+    #[arg(long = "idle-timeout-sec", default_value_t = podid_serve::IDLE_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_sec: u64,
+    /// Largest request head (request line and headers) in bytes; a larger one gets 431. At least 8192.
+    #[arg(long = "max-header-bytes", default_value_t = podid_serve::MAX_HEADER_BYTES)]
+    pub max_header_bytes: usize,
+    /// Most connections open at once on the token server; more are closed at once (and counted).
+    #[arg(long = "max-connections", default_value_t = podid_serve::MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Most connections open at once from one source address, that is from one pod (host-network pods share
+    /// the node's address); more are closed at once (and counted).
+    #[arg(long = "max-connections-per-ip", default_value_t = AGENT_MAX_CONNECTIONS_PER_IP)]
+    pub max_connections_per_ip: usize,
 }
+
+/// Default cap on one pod's open connections to the token server: an SDK keeps one or a few, 64 leaves room for
+/// bursts of parallel token requests, and no pod can take more than 1/64 of the total.
+pub const AGENT_MAX_CONNECTIONS_PER_IP: usize = 64;
+
 
 impl AgentArgs {
     /// The user agent sent to the API server and Azure.
@@ -236,6 +261,19 @@ impl AgentArgs {
             format!("http://{}:{}", self.metadata_ip, self.metadata_port)
         } else {
             self.imds_endpoint.trim_end_matches('/').to_string()
+        }
+    }
+
+    /// The token server's connection limits, from the flags.
+    #[must_use]
+    pub fn server_limits(&self) -> podid_serve::Limits {
+        podid_serve::Limits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_sec),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_sec),
+            max_header_bytes: self.max_header_bytes,
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            ..podid_serve::Limits::default()
         }
     }
 

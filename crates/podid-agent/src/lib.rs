@@ -38,7 +38,6 @@ use std::time::Duration;
 use anyhow::Context;
 use args::{AgentArgs, IptablesControl, IptablesMode, Mode, SpoofCheck};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use server::{Agent, Config};
 use state::Shared;
 
@@ -266,7 +265,11 @@ pub async fn run(
         .await
         .with_context(|| format!("bind --nmi-listen-address/--nmi-port {listen}"))?;
     let local = listener.local_addr()?;
-    let server = tokio::spawn(serve(listener, agent.clone()));
+    let server = tokio::spawn(serve(
+        listener,
+        agent.clone(),
+        podid_serve::Server::with_stats(args.server_limits(), shared.metrics.connections.clone()),
+    ));
     tracing::info!(%local, %probe, %metrics, mode = ?args.operation_mode, node = %args.node, "agent listening");
     println!(
         "podid agent: serving http://{local} probe http://{probe}/healthz metrics http://{metrics}/metrics"
@@ -336,29 +339,25 @@ pub async fn run(
     Ok(())
 }
 
-async fn serve(listener: tokio::net::TcpListener, agent: Arc<Agent>) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let agent = agent.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+/// The token server: HTTP/1 within `server`'s limits (a pod's connections are capped per source address, slow
+/// and idle clients are disconnected); each request goes to `agent.handle` with the caller's address.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    agent: Arc<Agent>,
+    server: Arc<podid_serve::Server>,
+) {
+    let run = server.listen(listener).http1_only().run(
+        move |conn: &podid_serve::Conn| {
+            let agent = agent.clone();
+            let peer = conn.remote;
+            hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let agent = agent.clone();
                 async move { Ok::<_, std::convert::Infallible>(agent.handle(req, peer).await) }
-            });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .http1_only()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
+            })
+        },
+        std::future::pending(),
+    );
+    run.await;
 }
 
 struct IptOptions {

@@ -42,6 +42,9 @@ pub struct Metrics {
     pub spoof_refused: Counter,
     /// iptables errors (each logged and retried).
     pub iptables_errors: Counter,
+    /// The token server's connection counters (refusals at the caps, timeouts), written with the prefix
+    /// `podid_agent_server`.
+    pub connections: std::sync::Arc<podid_serve::Stats>,
 }
 
 impl Default for Metrics {
@@ -53,6 +56,7 @@ impl Default for Metrics {
             kube_errors: Default::default(),
             spoof_refused: Counter::default(),
             iptables_errors: Counter::default(),
+            connections: std::sync::Arc::default(),
         }
     }
 }
@@ -197,6 +201,7 @@ impl Metrics {
         let _ = writeln!(out, "# HELP podid_agent_token_cache_entries Cached tokens");
         let _ = writeln!(out, "# TYPE podid_agent_token_cache_entries gauge");
         let _ = writeln!(out, "podid_agent_token_cache_entries {}", tokens.entries);
+        self.connections.encode(&mut out, "podid_agent_server");
         out
     }
 }

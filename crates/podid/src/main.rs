@@ -117,6 +117,42 @@ struct AzureSimArgs {
     /// Extra DNS names or IPs for the serving certificates (repeatable).
     #[arg(long = "extra-san")]
     extra_san: Vec<String>,
+    #[command(flatten)]
+    limits: SimLimitArgs,
+}
+
+/// The simulators' connection limits (podid-serve), the same flags for both.
+#[derive(Args, Debug)]
+struct SimLimitArgs {
+    /// Seconds a client has to send a complete request head (from connecting, or from the first byte of a later
+    /// request on a kept-alive connection); slower or silent clients are disconnected.
+    #[arg(long, default_value_t = podid_serve::HEADER_READ_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+    header_read_timeout_seconds: u64,
+    /// Seconds a kept-alive connection may stay open with no request in flight (watches are never cut).
+    #[arg(long, default_value_t = podid_serve::IDLE_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout_seconds: u64,
+    /// Largest request head (request line and headers) in bytes; larger gets 431. At least 8192.
+    #[arg(long, default_value_t = podid_serve::MAX_HEADER_BYTES)]
+    max_header_bytes: usize,
+    /// Most connections open at once (all listeners together); more are closed at once and counted.
+    #[arg(long, default_value_t = podid_serve::MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Most connections open at once from one source address; more are closed at once and counted.
+    #[arg(long, default_value_t = podid_serve::MAX_CONNECTIONS_PER_IP)]
+    max_connections_per_ip: usize,
+}
+
+impl SimLimitArgs {
+    fn limits(&self) -> podid_serve::Limits {
+        podid_serve::Limits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
+            max_header_bytes: self.max_header_bytes,
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            ..podid_serve::Limits::default()
+        }
+    }
 }
 
 fn parse_node_addr(s: &str) -> Result<(String, SocketAddr), String> {
@@ -162,6 +198,8 @@ struct KubeSimArgs {
     /// Extra DNS names or IP addresses for the serving certificate (repeatable).
     #[arg(long = "tls-san")]
     tls_san: Vec<String>,
+    #[command(flatten)]
+    limits: SimLimitArgs,
 }
 
 fn init_tracing(level: &str, format: LogFormat) {
@@ -340,6 +378,7 @@ async fn run_kube_sim(args: KubeSimArgs) -> anyhow::Result<()> {
         bookmark_interval: Duration::from_secs(args.bookmark_interval_seconds.max(1)),
         extra_sans: args.tls_san,
         kubelet_dir: args.kubelet_dir,
+        limits: args.limits.limits(),
         ..kube_sim::Config::default()
     };
     let handle = kube_sim::start(config).await?;
@@ -431,6 +470,7 @@ async fn run_azure_sim(args: AzureSimArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     config.apply(section, &cwd)?;
+    config.limits = args.limits.limits();
     let handle = azure_sim::start(config).await?;
     let endpoints = handle.endpoints();
     println!("azure-sim is serving:");

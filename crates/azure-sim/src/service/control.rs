@@ -6,6 +6,7 @@
 //! | `GET /world`, `PUT /world` | read / replace the world (JSON or YAML body; resets operations and cached tokens) |
 //! | `GET /endpoints` | every listener's URL and the CA file |
 //! | `GET /counters`, `DELETE /counters` | per-family request counters by status |
+//! | `GET /metrics` | connection counters of every listener (Prometheus text, `azure_sim_server_*`) |
 //! | `GET /requests?family=&limit=`, `DELETE /requests` | the request log (credentials redacted) |
 //! | `GET /faults`, `PUT /faults/{family}`, `DELETE /faults[/{family}]` | fault injection |
 //! | `GET /settings`, `PUT /settings`, `PATCH /settings` | runtime settings (LRO durations, token lifetimes) |
@@ -109,6 +110,11 @@ fn inner(sim: &Arc<Sim>, r: &Req) -> Result<Resp, Box<Resp>> {
             &serde_json::to_value(&*sim.endpoints.read()).unwrap_or_default(),
         ),
         (Method::GET, ["counters"]) => Resp::json(200, &sim.state.counters_json()),
+        (Method::GET, ["metrics"]) => {
+            let mut text = String::new();
+            sim.server.stats().encode(&mut text, "azure_sim_server");
+            Resp::text(200, text)
+        }
         (Method::DELETE, ["counters"]) => {
             sim.state.reset_counters();
             Resp::json(200, &sim.state.counters_json())

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
@@ -117,6 +117,9 @@ pub struct Sim {
     pub config: Config,
     /// Current endpoints.
     pub endpoints: RwLock<Endpoints>,
+    /// The bounded HTTP server every listener runs: `config.limits`, one connection table and one set of
+    /// counters for the whole simulator (control API `GET /metrics`).
+    pub server: Arc<podid_serve::Server>,
     listeners: Mutex<Listeners>,
     shutdown: watch::Receiver<bool>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -131,6 +134,7 @@ impl Sim {
         oidc: OidcClient,
         shutdown: watch::Receiver<bool>,
     ) -> Sim {
+        let server = podid_serve::Server::new(config.limits);
         Sim {
             state: State::new(
                 config.world.clone(),
@@ -143,6 +147,7 @@ impl Sim {
             oidc,
             config,
             endpoints: RwLock::new(Endpoints::default()),
+            server,
             listeners: Mutex::new(Listeners::default()),
             shutdown,
             tasks: Mutex::new(Vec::new()),
@@ -442,7 +447,7 @@ impl std::fmt::Display for Dropped {
 
 impl std::error::Error for Dropped {}
 
-/// Serve connections until `stop` (or the simulator) shuts down.
+/// Serve connections until `stop` (or the simulator) shuts down, within `sim.server`'s limits.
 pub(crate) async fn serve(
     sim: Arc<Sim>,
     listener: TcpListener,
@@ -450,60 +455,24 @@ pub(crate) async fn serve(
     target: Target,
     mut stop: watch::Receiver<bool>,
 ) {
-    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let mut shutdown = sim.shutdown.clone();
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-            _ = stopped(&mut stop) => break,
-            _ = stopped(&mut shutdown) => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().ok();
-        let sim = sim.clone();
-        let target = target.clone();
-        let watcher = graceful.watcher();
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            let builder =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            match acceptor {
-                Some(acceptor) => {
-                    let tls = match tokio::time::timeout(
-                        Duration::from_secs(10),
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => s,
-                        _ => return,
-                    };
-                    let sni = tls.get_ref().1.server_name().map(str::to_string);
-                    let svc = hyper::service::service_fn(move |req| {
-                        handle(sim.clone(), target.clone(), req, peer, local, sni.clone())
-                    });
-                    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
-                    let _ = watcher.watch(conn.into_owned()).await;
-                }
-                None => {
-                    let svc = hyper::service::service_fn(move |req| {
-                        handle(sim.clone(), target.clone(), req, peer, local, None)
-                    });
-                    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
-                    let _ = watcher.watch(conn.into_owned()).await;
-                }
+    let server = sim.server.clone();
+    let run = server.listen(listener).tls(tls).run(
+        move |conn: &podid_serve::Conn| {
+            let (sim, target) = (sim.clone(), target.clone());
+            let (peer, local, sni) = (conn.remote, conn.local, conn.sni.clone());
+            hyper::service::service_fn(move |req| {
+                handle(sim.clone(), target.clone(), req, peer, local, sni.clone())
+            })
+        },
+        async move {
+            tokio::select! {
+                () = stopped(&mut stop) => {}
+                () = stopped(&mut shutdown) => {}
             }
-        });
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(1), graceful.shutdown()).await;
+        },
+    );
+    run.await;
 }
 
 /// Resolves when the flag turns true; never when its sender is gone without setting it.
@@ -624,18 +593,18 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|s| s.parse::<usize>().ok());
     let body = if declared.is_some_and(|l| l > limit) {
-        Err(true)
+        Err(podid_serve::BodyError::TooLarge { limit })
     } else {
-        match http_body_util::Limited::new(body, limit).collect().await {
-            Ok(b) => Ok(b.to_bytes()),
-            Err(e) => Err(e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()),
-        }
+        sim.server.read_body(body, limit).await
     };
     let mut resp = match body {
-        Err(true) => too_large(family, limit),
-        Err(false) => Resp::text(400, "error reading request body").note("bad body"),
+        Err(podid_serve::BodyError::TooLarge { .. }) => too_large(family, limit),
+        Err(podid_serve::BodyError::TimedOut) => {
+            Resp::text(408, "the request body did not arrive in time").note("body timeout")
+        }
+        Err(podid_serve::BodyError::Read(_)) => {
+            Resp::text(400, "error reading request body").note("bad body")
+        }
         Ok(body) => {
             let fault = if family == Family::Control {
                 None

@@ -1,0 +1,215 @@
+//! kube-sim's bounded server (podid-serve) against slow and flooding clients over loopback: half-sent requests
+//! are dropped within the header-read timeout while API calls keep being answered, idle keep-alive connections
+//! close while a quiet watch does not, floods over the per-address cap are closed and counted (`/metrics`),
+//! oversized heads get 431, a stalled body gets 408, a TLS handshake that never starts is cut.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use podid_serve::testkit::{self, HALF_REQUEST};
+use podid_serve::{Limits, StatsSnapshot};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const HEADER: Duration = Duration::from_secs(1);
+const IDLE: Duration = Duration::from_secs(2);
+const SLACK: Duration = Duration::from_secs(2);
+
+fn limits() -> Limits {
+    Limits {
+        header_read_timeout: HEADER,
+        idle_timeout: IDLE,
+        body_read_timeout: Duration::from_secs(1),
+        tls_handshake_timeout: Duration::from_secs(1),
+        max_connections_per_ip: 1000,
+        ..Limits::default()
+    }
+}
+
+async fn start(limits: Limits, tls: bool) -> common::Sim {
+    common::start_with(kube_sim::Config {
+        tls,
+        limits,
+        ..kube_sim::Config::default()
+    })
+    .await
+}
+
+fn auth(sim: &common::Sim) -> String {
+    format!("Authorization: Bearer {}\r\n", sim.handle.admin_token)
+}
+
+fn stats(sim: &common::Sim) -> StatsSnapshot {
+    sim.handle.sim.server.stats().snapshot()
+}
+
+/// `/metrics` as the admin reads it.
+async fn metrics(sim: &common::Sim, addr: SocketAddr) -> String {
+    let mut s = testkit::connect(addr, None).await.expect("connect");
+    let (code, text) = testkit::exchange(
+        &mut s,
+        &testkit::get("/metrics", &auth(sim)),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("metrics");
+    assert_eq!(code, 200, "{text}");
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_requests_are_dropped_while_api_calls_are_answered() {
+    let sim = start(limits(), false).await;
+    let addr = sim.handle.addr;
+    let t = Instant::now();
+    let slow = testkit::stall(addr, None, 300, HALF_REQUEST).await;
+    let asking = tokio::spawn(testkit::keep_asking(
+        addr,
+        None,
+        testkit::get(
+            "/api/v1/namespaces",
+            &format!("{}Connection: close\r\n", auth(&sim)),
+        ),
+        Duration::from_millis(100),
+        HEADER,
+    ));
+    assert_eq!(testkit::count_closed(slow, HEADER + SLACK).await, 300);
+    assert!(t.elapsed() >= HEADER);
+    let (ok, sent) = asking.await.expect("asker");
+    assert!(sent >= 3 && ok == sent, "answered {ok} of {sent}");
+    assert_eq!(stats(&sim).header_timeouts, 300);
+    let text = metrics(&sim, addr).await;
+    assert!(
+        text.contains("kube_sim_server_connections_closed_count{reason=\"header_timeout\"} 300"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_closes_but_a_quiet_watch_is_not_cut() {
+    let sim = start(limits(), false).await;
+    let addr = sim.handle.addr;
+    // A watch with no events for longer than both timeouts, then one event: it must still be delivered.
+    let mut watch = testkit::connect(addr, None).await.expect("connect");
+    let req = testkit::get("/api/v1/namespaces?watch=1&resourceVersion=0", &auth(&sim));
+    watch
+        .write_all(req.as_bytes())
+        .await
+        .expect("watch request");
+    let mut idle = testkit::connect(addr, None).await.expect("connect");
+    let (code, _) = testkit::exchange(
+        &mut idle,
+        &testkit::get("/version", &auth(&sim)),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("version");
+    assert_eq!(code, 200);
+    let t = Instant::now();
+    assert!(
+        testkit::closed_within(&mut idle, IDLE + SLACK).await,
+        "idle keep-alive closed"
+    );
+    assert!(t.elapsed() >= IDLE - Duration::from_millis(50));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ns = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"late-event"}}"#;
+    let create = format!(
+        "POST /api/v1/namespaces HTTP/1.1\r\nHost: 127.0.0.1\r\n{}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{ns}",
+        auth(&sim),
+        ns.len()
+    );
+    assert_eq!(
+        testkit::request(addr, None, &create, Duration::from_secs(5)).await,
+        Some(201)
+    );
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut buf = [0u8; 16 * 1024];
+    while !String::from_utf8_lossy(&seen).contains("late-event") {
+        match tokio::time::timeout_at(deadline, watch.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => seen.extend_from_slice(&buf[..n]),
+            other => panic!(
+                "the watch ended or stalled ({other:?}) after {:?}: {}",
+                t.elapsed(),
+                String::from_utf8_lossy(&seen)
+            ),
+        }
+    }
+    let st = stats(&sim);
+    assert_eq!((st.idle_timeouts, st.header_timeouts), (1, 0), "{st:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_over_the_per_address_cap_is_closed_and_counted() {
+    let sim = start(
+        Limits {
+            max_connections_per_ip: 20,
+            header_read_timeout: Duration::from_secs(30),
+            ..limits()
+        },
+        false,
+    )
+    .await;
+    let addr = sim.handle.addr;
+    let mut held = testkit::stall(addr, None, 20, b"").await;
+    let excess = testkit::stall(addr, None, 30, b"").await;
+    assert_eq!(
+        testkit::count_closed(excess, Duration::from_millis(500)).await,
+        30
+    );
+    assert_eq!(stats(&sim).refused_per_ip_cap, 30);
+    // A connection within the cap reads the counters.
+    let (code, text) = testkit::exchange(
+        &mut held[0],
+        &testkit::get("/metrics", &auth(&sim)),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("metrics on a held connection");
+    assert_eq!(code, 200);
+    assert!(
+        text.contains("kube_sim_server_connections_refused_count{cap=\"per_ip\"} 30"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kube_sim_server_connections_active 20"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_heads_get_431_stalled_bodies_408_and_silent_tls_clients_are_cut() {
+    let sim = start(limits(), false).await;
+    let addr = sim.handle.addr;
+    let big = format!("{}X-Big: {}\r\n", auth(&sim), "a".repeat(100 * 1024));
+    assert_eq!(
+        testkit::request(
+            addr,
+            None,
+            &testkit::get("/version", &big),
+            Duration::from_secs(5)
+        )
+        .await,
+        Some(431)
+    );
+    let stalled = format!(
+        "POST /api/v1/namespaces HTTP/1.1\r\nHost: 127.0.0.1\r\n{}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"kind\":",
+        auth(&sim)
+    );
+    let t = Instant::now();
+    assert_eq!(
+        testkit::request(addr, None, &stalled, Duration::from_secs(5)).await,
+        Some(408)
+    );
+    assert!(t.elapsed() >= Duration::from_millis(900));
+    assert_eq!(stats(&sim).body_timeouts, 1);
+
+    let tls = start(limits(), true).await;
+    let silent = testkit::stall(tls.handle.addr, None, 20, b"").await;
+    assert_eq!(
+        testkit::count_closed(silent, Duration::from_secs(1) + SLACK).await,
+        20
+    );
+    assert_eq!(stats(&tls).tls_failures, 20);
+}

@@ -1,0 +1,113 @@
+//! The admin (probe/metrics) server is bounded: half-sent requests are dropped within the header-read timeout
+//! while probes keep being answered, idle keep-alive connections close, floods over the per-address cap are
+//! closed and counted, oversized heads get 431. Loopback only, short limits set by the test.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use podid_runtime::admin::{Answer, TEXT, not_found, spawn_with_limits};
+use podid_serve::testkit::{self, HALF_REQUEST};
+use podid_serve::{Limits, Server};
+
+const HEADER: Duration = Duration::from_secs(1);
+const IDLE: Duration = Duration::from_secs(2);
+const SLACK: Duration = Duration::from_secs(2);
+
+fn limits() -> Limits {
+    Limits {
+        header_read_timeout: HEADER,
+        idle_timeout: IDLE,
+        max_connections_per_ip: 500,
+        max_connections: 1000,
+        ..podid_runtime::admin::admin_limits()
+    }
+}
+
+async fn start(limits: Limits) -> (SocketAddr, Arc<Server>) {
+    let answer = |r: &podid_runtime::admin::AdminRequest<'_>| -> Answer {
+        match r.path {
+            "/healthz" => (200, TEXT, "ok".into()),
+            _ => not_found(),
+        }
+    };
+    spawn_with_limits(SocketAddr::from(([127, 0, 0, 1], 0)), limits, answer)
+        .await
+        .expect("admin server")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_requests_are_dropped_while_probes_are_answered() {
+    let (addr, server) = start(limits()).await;
+    let t = Instant::now();
+    let slow = testkit::stall(addr, None, 200, HALF_REQUEST).await;
+    let probes = tokio::spawn(testkit::keep_asking(
+        addr,
+        None,
+        testkit::get("/healthz", "Connection: close\r\n"),
+        Duration::from_millis(100),
+        HEADER,
+    ));
+    assert_eq!(testkit::count_closed(slow, HEADER + SLACK).await, 200);
+    assert!(t.elapsed() >= HEADER);
+    let (ok, sent) = probes.await.expect("prober");
+    assert!(sent >= 3 && ok == sent, "probes answered {ok} of {sent}");
+    assert_eq!(server.stats().snapshot().header_timeouts, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_is_closed_and_big_heads_get_431() {
+    let (addr, server) = start(limits()).await;
+    let mut s = testkit::connect(addr, None).await.expect("connect");
+    let (code, _) = testkit::exchange(
+        &mut s,
+        &testkit::get("/healthz", ""),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(code, 200);
+    let t = Instant::now();
+    assert!(testkit::closed_within(&mut s, IDLE + SLACK).await);
+    assert!(
+        t.elapsed() >= IDLE - Duration::from_millis(50),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(server.stats().snapshot().idle_timeouts, 1);
+    let big = format!("X-Big: {}\r\n", "a".repeat(100 * 1024));
+    let code = testkit::request(
+        addr,
+        None,
+        &testkit::get("/healthz", &big),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(code, Some(431));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_over_the_per_address_cap_is_closed_and_counted() {
+    // Long timeouts: the held connections must outlive the test's own steps.
+    let (addr, server) = start(Limits {
+        max_connections_per_ip: 16,
+        header_read_timeout: Duration::from_secs(30),
+        ..limits()
+    })
+    .await;
+    let mut held = testkit::stall(addr, None, 16, b"").await;
+    let excess = testkit::stall(addr, None, 24, b"").await;
+    assert_eq!(
+        testkit::count_closed(excess, Duration::from_millis(500)).await,
+        24
+    );
+    assert_eq!(server.stats().snapshot().refused_per_ip_cap, 24);
+    let (code, _) = testkit::exchange(
+        &mut held[3],
+        &testkit::get("/healthz", ""),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("a connection within the cap is served");
+    assert_eq!(code, 200);
+}

@@ -1,0 +1,137 @@
+//! The agent's token server is bounded (podid-serve): the real `podid agent` process, with short limits set by
+//! flags, against slow and flooding clients over loopback. Half-sent requests from several pod addresses are
+//! dropped within the header-read timeout while other pods keep being answered; an idle keep-alive connection
+//! closes after the idle timeout; one pod address over the default per-pod cap (64) has its excess connections
+//! closed at once while other pods are served; everything is counted in the agent's /metrics.
+
+#[path = "../controller/harness.rs"]
+mod harness;
+#[path = "../agent/support.rs"]
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use harness::http;
+use podid_serve::testkit::{self, HALF_REQUEST};
+use support::{start_agent, start_env};
+
+const HEADER: Duration = Duration::from_secs(1);
+const IDLE: Duration = Duration::from_secs(2);
+const SLACK: Duration = Duration::from_secs(3);
+
+/// An address in the agent's pod CIDR (127.20.0.0/24, loopback).
+fn pod_addr(last: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 20, 0, last))
+}
+
+fn metric(text: &str, series: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_idle_and_flooding_clients_are_dropped_while_pods_are_answered() {
+    let env = start_env().await;
+    let agent = start_agent(
+        &env,
+        &["--header-read-timeout-sec=1", "--idle-timeout-sec=2"],
+    )
+    .await;
+    let to = agent.addr;
+    // Any answer counts (no pod owns this address, so the agent refuses it), as long as one comes.
+    let ask = testkit::get(
+        "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net",
+        "Metadata: true\r\nConnection: close\r\n",
+    );
+    let baseline = testkit::request(to, Some(pod_addr(100)), &ask, Duration::from_secs(10)).await;
+    assert!(baseline.is_some(), "the agent answers a pod");
+
+    // (a) 300 half-sent requests from 10 pod addresses (30 each, under the per-pod cap).
+    let t = Instant::now();
+    let mut slow = Vec::new();
+    for a in 0..10u8 {
+        slow.extend(testkit::stall(to, Some(pod_addr(200 + a)), 30, HALF_REQUEST).await);
+    }
+    let asking = tokio::spawn(testkit::keep_asking(
+        to,
+        Some(pod_addr(101)),
+        ask.clone(),
+        Duration::from_millis(100),
+        HEADER,
+    ));
+    assert_eq!(testkit::count_closed(slow, HEADER + SLACK).await, 300);
+    assert!(t.elapsed() >= HEADER);
+    let (ok, sent) = asking.await.expect("asker");
+    assert!(sent >= 3 && ok == sent, "answered {ok} of {sent} meanwhile");
+
+    // (b) an idle keep-alive connection closes after the idle timeout, not the header one.
+    let mut idle = testkit::connect(to, Some(pod_addr(102)))
+        .await
+        .expect("connect");
+    let kept = testkit::get(
+        "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net",
+        "Metadata: true\r\n",
+    );
+    assert!(
+        testkit::exchange(&mut idle, &kept, Duration::from_secs(10))
+            .await
+            .is_some()
+    );
+    let idle_from = Instant::now();
+    assert!(
+        !testkit::closed_within(&mut idle, HEADER + Duration::from_millis(300)).await,
+        "still open after the header-read timeout"
+    );
+    assert!(testkit::closed_within(&mut idle, IDLE + SLACK).await);
+    assert!(idle_from.elapsed() >= IDLE - Duration::from_millis(50));
+
+    // (c) one pod over the default per-pod cap: the excess is closed at once; other pods are served.
+    let held = testkit::stall(to, Some(pod_addr(250)), 64, b"").await;
+    let excess = testkit::stall(to, Some(pod_addr(250)), 20, b"").await;
+    assert_eq!(
+        testkit::count_closed(excess, Duration::from_millis(500)).await,
+        20
+    );
+    assert!(
+        testkit::request(to, Some(pod_addr(103)), &ask, Duration::from_secs(10))
+            .await
+            .is_some(),
+        "another pod is served while one is at its cap"
+    );
+    // An oversized head gets 431.
+    let big = format!("Metadata: true\r\nX-Big: {}\r\n", "a".repeat(100 * 1024));
+    assert_eq!(
+        testkit::request(
+            to,
+            Some(pod_addr(104)),
+            &testkit::get("/metadata/instance", &big),
+            Duration::from_secs(10)
+        )
+        .await,
+        Some(431)
+    );
+
+    let (code, text) = http("GET", &agent.metrics, None).await;
+    assert_eq!(code, 200);
+    let refused = metric(
+        &text,
+        "podid_agent_server_connections_refused_count{cap=\"per_ip\"}",
+    );
+    assert_eq!(refused, Some(20), "{text}");
+    let header = metric(
+        &text,
+        "podid_agent_server_connections_closed_count{reason=\"header_timeout\"}",
+    );
+    assert!(header.is_some_and(|n| n >= 300), "{text}");
+    let idle_closed = metric(
+        &text,
+        "podid_agent_server_connections_closed_count{reason=\"idle_timeout\"}",
+    );
+    assert!(idle_closed.is_some_and(|n| n >= 1), "{text}");
+    assert!(
+        metric(&text, "podid_agent_server_connections_active").is_some(),
+        "{text}"
+    );
+    drop(held);
+}

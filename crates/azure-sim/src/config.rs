@@ -34,6 +34,9 @@ pub struct Settings {
     /// How long an issued token is handed out again for the same request (IMDS caches tokens too), seconds;
     /// 0 signs a fresh token every time.
     pub token_reuse_secs: i64,
+    /// Match IMDS paths case-insensitively (`/metadata/Identity/oauth2/token` is the token route). Whether the
+    /// real IMDS does is not documented; on, this is the conservative model that a path guard must survive.
+    pub imds_case_insensitive_paths: bool,
 }
 
 impl Default for Settings {
@@ -46,6 +49,7 @@ impl Default for Settings {
             entra_token_lifetime_secs: 3599,
             imds_token_lifetime_secs: 86_399,
             token_reuse_secs: 300,
+            imds_case_insensitive_paths: false,
         }
     }
 }

@@ -370,6 +370,8 @@ async fn start(
         },
         &base,
     )?;
+    // The conservative model of IMDS: paths match in any letter case, so no path trick gets past the agent.
+    az_cfg.settings.imds_case_insensitive_paths = true;
     let azure = azure_sim::start(az_cfg).await?;
     let az = azure.endpoints();
     running.azure = Some(azure);
@@ -596,6 +598,8 @@ async fn start(
                     .env("AZURE_ENVIRONMENT_FILEPATH", &azurestack);
             }
         }
+        // The node's cloud config names the cluster identity: the agent refuses it to pods (hardening).
+        cmd.arg(format!("--cloud-config={}", azure_json.display()));
         cmd.env("PODID_LOG", "info")
             .env_remove("KUBECONFIG")
             .env_remove("NODE_NAME")

@@ -83,7 +83,13 @@ fn node_view(ws: &WorldState, node: &str) -> Option<NodeView> {
 
 /// Handle one IMDS request for `node`.
 pub fn handle(sim: &Sim, node: &str, r: &Req) -> Resp {
-    let path = r.path.as_str();
+    let folded;
+    let path = if sim.state.settings.read().imds_case_insensitive_paths {
+        folded = r.path.to_ascii_lowercase();
+        folded.as_str()
+    } else {
+        r.path.as_str()
+    };
     let metadata = r.headers.get("metadata").map(|v| v.as_bytes());
     let is_token = matches!(
         path,

@@ -208,6 +208,8 @@ impl Env {
         let kubeconfig = kube.kubeconfig.clone().expect("kubeconfig");
         let mut cfg = azure_sim::Config::from_text(&world.to_string(), dir.path()).expect("world");
         cfg.dir = Some(dir.path().join("azure"));
+        // IMDS paths in any letter case: the conservative model the agent's path guard must survive.
+        cfg.settings.imds_case_insensitive_paths = true;
         let azure = azure_sim::start(cfg).await.expect("azure-sim");
         let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("read kubeconfig");
         let client = kube::Client::try_from(

@@ -215,6 +215,12 @@ pub struct AgentArgs {
     /// Namespaces (comma-separated) whose AzureIdentities may name the cluster's own identities (opt-in).
     #[arg(long = "allow-cluster-identity-namespaces", default_value = "")]
     pub allow_cluster_identity_namespaces: String,
+    /// New `resource` values a pod may ask for at once (tokens for resources it used recently are free).
+    #[arg(long = "new-resources-burst", default_value_t = 20)]
+    pub new_resources_burst: u32,
+    /// New `resource` values a pod may ask for per minute after the burst (0: no limit); beyond it, 429.
+    #[arg(long = "new-resources-per-minute", default_value_t = 60)]
+    pub new_resources_per_minute: u32,
 
     // --- podid's own: the token server's connection limits (podid-serve; docs/agent.md#limits) ---
     /// Seconds a client has to send a complete request head, counted from connecting (first request) or from
@@ -240,7 +246,6 @@ pub struct AgentArgs {
 /// Default cap on one pod's open connections to the token server: an SDK keeps one or a few, 64 leaves room for
 /// bursts of parallel token requests, and no pod can take more than 1/64 of the total.
 pub const AGENT_MAX_CONNECTIONS_PER_IP: usize = 64;
-
 
 impl AgentArgs {
     /// The user agent sent to the API server and Azure.

@@ -257,6 +257,10 @@ pub async fn run(
         node: args.node.clone(),
         imds_base: args.imds_base(),
         protected,
+        resource_budget: podid_core::nmi::limit::BudgetConfig {
+            burst: args.new_resources_burst,
+            per_minute: args.new_resources_per_minute,
+        },
     };
     let agent = Arc::new(Agent::new(shared.clone(), cfg, client, tokens, http, peer));
     // Listen before redirecting: the rule never points at nothing.
@@ -346,17 +350,23 @@ async fn serve(
     agent: Arc<Agent>,
     server: Arc<podid_serve::Server>,
 ) {
-    let run = server.listen(listener).http1_only().run(
-        move |conn: &podid_serve::Conn| {
-            let agent = agent.clone();
-            let peer = conn.remote;
-            hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+    let run =
+        server.listen(listener).http1_only().run(
+            move |conn: &podid_serve::Conn| {
                 let agent = agent.clone();
-                async move { Ok::<_, std::convert::Infallible>(agent.handle(req, peer).await) }
-            })
-        },
-        std::future::pending(),
-    );
+                let peer = conn.remote;
+                // The anti-spoofing verdict lives as long as the TCP connection.
+                let verdict = Arc::new(server::Connection::default());
+                hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                    let agent = agent.clone();
+                    let verdict = verdict.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(agent.handle(req, peer, &verdict).await)
+                    }
+                })
+            },
+            std::future::pending(),
+        );
     run.await;
 }
 

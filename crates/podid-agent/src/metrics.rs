@@ -42,6 +42,12 @@ pub struct Metrics {
     pub spoof_refused: Counter,
     /// iptables errors (each logged and retried).
     pub iptables_errors: Counter,
+    /// Anti-spoofing checks run (once per connection, plus once before its first answer).
+    pub peer_checks: Counter,
+    /// Token requests that reused their connection's verdict instead of checking again.
+    pub peer_checks_reused: Counter,
+    /// Token requests refused with 429 because their pod's budget of new resources was spent.
+    pub budget_refused: Counter,
     /// The token server's connection counters (refusals at the caps, timeouts), written with the prefix
     /// `podid_agent_server`.
     pub connections: std::sync::Arc<podid_serve::Stats>,
@@ -56,6 +62,9 @@ impl Default for Metrics {
             kube_errors: Default::default(),
             spoof_refused: Counter::default(),
             iptables_errors: Counter::default(),
+            peer_checks: Counter::default(),
+            peer_checks_reused: Counter::default(),
+            budget_refused: Counter::default(),
             connections: std::sync::Arc::default(),
         }
     }
@@ -162,6 +171,21 @@ impl Metrics {
                 "podid_agent_iptables_errors_count",
                 "iptables errors (logged and retried)",
                 self.iptables_errors.get(),
+            ),
+            (
+                "podid_agent_peer_checks_count",
+                "Anti-spoofing checks run (once per connection)",
+                self.peer_checks.get(),
+            ),
+            (
+                "podid_agent_peer_checks_reused_count",
+                "Token requests that reused their connection's anti-spoofing verdict",
+                self.peer_checks_reused.get(),
+            ),
+            (
+                "podid_agent_new_resource_budget_refused_count",
+                "Token requests refused (429) because the pod asked for too many new resources",
+                self.budget_refused.get(),
             ),
             (
                 "podid_agent_token_cache_hits_count",

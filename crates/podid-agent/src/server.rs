@@ -18,6 +18,7 @@ use podid_azure::http::HttpClient;
 use podid_azure::pod_tokens::{
     BoxFuture, Material, PodToken, PodTokenError, PodTokenProvider, SpSecret, TokenSpec,
 };
+use podid_core::nmi::limit::{BudgetConfig, ResourceBudget, cut};
 use podid_core::nmi::pods::{Lookup, PodEntry, canonical};
 use podid_core::nmi::reply::{Reply, TokenBody, host_token_reply, token_reply};
 use podid_core::nmi::request::{
@@ -40,6 +41,69 @@ const MAX_PROXY_BODY_BYTES: usize = 1024 * 1024;
 const LIVE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Lifetime requested for those service-account tokens, seconds.
 const SA_TOKEN_SECONDS: i64 = 3600;
+/// Peer checks running at once: the checker is one netlink socket, so more would only park blocking threads
+/// (2,000 connections once parked 515 threads behind its mutex); callers wait asynchronously instead.
+const MAX_CONCURRENT_PEER_CHECKS: usize = 1;
+/// Requests of one source address (one pod) handled at once; more wait their turn (HTTP/1 has one request in
+/// flight per connection, so this bounds what a pod with many connections takes from the node).
+pub const MAX_REQUESTS_IN_FLIGHT_PER_POD: usize = 4;
+/// Longest `resource` accepted, bytes (real audiences are URIs of a few dozen bytes; a pod must not make the
+/// agent carry megabytes into cache keys, upstream calls and logs).
+pub const MAX_RESOURCE_BYTES: usize = 2048;
+
+/// One TCP connection's anti-spoofing verdict. The peer of a TCP connection cannot change while it lasts, so the
+/// check runs on the connection's first token request (and once more before that request's answer), and later
+/// requests on the same connection reuse its verdict: a pod holding thousands of keep-alive connections costs
+/// one check per connection, not one per request.
+#[derive(Debug, Default)]
+pub struct Connection {
+    verdict: tokio::sync::OnceCell<Result<(), Reply>>,
+}
+
+/// Request slots per source address (fairness between pods).
+type InFlight = Mutex<std::collections::HashMap<IpAddr, Arc<tokio::sync::Semaphore>>>;
+
+/// A request's slot; the address's entry goes when its last request ends.
+struct PodTurn<'a> {
+    map: &'a InFlight,
+    ip: IpAddr,
+    sem: Arc<tokio::sync::Semaphore>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Drop for PodTurn<'_> {
+    fn drop(&mut self) {
+        self.permit.take();
+        let mut map = self.map.lock();
+        // Ours and the map's are the only references: nobody else waits or runs for this address.
+        if Arc::strong_count(&self.sem) == 2 {
+            map.remove(&self.ip);
+        }
+    }
+}
+
+/// Per source address: when its check started, and where its verdict will appear.
+type PeerFlights = Mutex<
+    std::collections::HashMap<
+        IpAddr,
+        (
+            Instant,
+            tokio::sync::watch::Receiver<Option<Result<(), Reply>>>,
+        ),
+    >,
+>;
+
+/// Removes a finished (or abandoned) check from the flights.
+struct FlightGuard<'a> {
+    flights: &'a PeerFlights,
+    ip: IpAddr,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        self.flights.lock().remove(&self.ip);
+    }
+}
 
 /// What the handlers need from the flags.
 #[derive(Debug, Clone)]
@@ -68,6 +132,8 @@ pub struct Config {
     pub imds_base: String,
     /// Cluster identity protection (cloud config, deny-list, opt-in namespaces).
     pub protected: podid_core::protect::ProtectedIdentities,
+    /// New resources a pod may ask for (burst, then per minute).
+    pub resource_budget: BudgetConfig,
 }
 
 /// The token server's state.
@@ -80,6 +146,16 @@ pub struct Agent {
     tokens: PodTokenProvider,
     http: HttpClient,
     peer: Option<Arc<Mutex<PeerChecker>>>,
+    /// Bounds the blocking peer checks in flight.
+    peer_checks: tokio::sync::Semaphore,
+    /// The check in flight per source address (see `check_peer`).
+    peer_flights: PeerFlights,
+    /// Request slots per source address.
+    in_flight: InFlight,
+    /// New resources per pod (fairness: one pod cannot turn into thousands of upstream calls).
+    budget: Mutex<ResourceBudget>,
+    /// The budget's clock.
+    started: Instant,
 }
 
 fn now_secs() -> u64 {
@@ -102,6 +178,7 @@ impl Agent {
         http: HttpClient,
         peer: Option<PeerChecker>,
     ) -> Agent {
+        let budget = Mutex::new(ResourceBudget::new(cfg.resource_budget));
         Agent {
             shared,
             cfg,
@@ -109,6 +186,11 @@ impl Agent {
             tokens,
             http,
             peer: peer.map(|p| Arc::new(Mutex::new(p))),
+            peer_checks: tokio::sync::Semaphore::new(MAX_CONCURRENT_PEER_CHECKS),
+            peer_flights: Mutex::default(),
+            in_flight: Mutex::default(),
+            budget,
+            started: Instant::now(),
         }
     }
 
@@ -117,13 +199,17 @@ impl Agent {
         &self.tokens
     }
 
-    /// Handle one request from `peer`.
+    /// Handle one request from `peer` on connection `conn`.
     pub async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
         peer: SocketAddr,
+        conn: &Connection,
     ) -> Response<Full<Bytes>> {
         let started = Instant::now();
+        // Fairness: a pod's requests are handled at most MAX_REQUESTS_IN_FLIGHT_PER_POD at a time; the rest
+        // wait without using the CPU, so a pod with thousands of connections cannot crowd out its neighbours.
+        let _turn = self.pod_turn(canonical(peer.ip())).await;
         let r = route(req.uri().path(), self.cfg.block_instance_metadata);
         let label = match &r {
             Route::Token => "/metadata/identity/oauth2/token",
@@ -139,7 +225,7 @@ impl Agent {
             Route::BlockedInstance => (Reply::instance_blocked(), String::new(), String::new()),
             Route::Token => {
                 let q = parse_token_query(req.uri().query().unwrap_or(""));
-                self.token(req.headers(), peer.ip(), q).await
+                self.token(req.headers(), peer.ip(), conn, q).await
             }
             Route::HostToken => {
                 let q = parse_token_query(req.uri().query().unwrap_or(""));
@@ -154,7 +240,7 @@ impl Agent {
             label,
             status,
             &ns,
-            &resource,
+            &cut(&resource),
             started.elapsed().as_secs_f64(),
         );
         tracing::debug!(
@@ -166,21 +252,100 @@ impl Agent {
         to_response(reply)
     }
 
+    /// Waits for one of the source address's request slots.
+    async fn pod_turn(&self, ip: IpAddr) -> PodTurn<'_> {
+        let sem = self
+            .in_flight
+            .lock()
+            .entry(ip)
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS_IN_FLIGHT_PER_POD))
+            })
+            .clone();
+        let permit = sem.clone().acquire_owned().await.ok();
+        PodTurn {
+            map: &self.in_flight,
+            ip,
+            sem,
+            permit,
+        }
+    }
+
+    /// The anti-spoofing check for `ip`, coalesced per source address: a request joins a check of the same
+    /// address only when that check started after the request asked (so it saw the neighbour table as it is now,
+    /// after this request's handshake); otherwise it waits for that check to end and starts a new one. A pod
+    /// with thousands of connections thus costs a handful of checks, and its neighbours' checks never queue
+    /// behind them.
     async fn check_peer(&self, ip: IpAddr) -> Result<(), Reply> {
-        let Some(checker) = self.peer.clone() else {
+        let r = self.check_peer_coalesced(ip).await;
+        if r.is_err() {
+            self.shared.metrics.spoof_refused.inc();
+        }
+        r
+    }
+
+    async fn check_peer_coalesced(&self, ip: IpAddr) -> Result<(), Reply> {
+        if self.peer.is_none() {
             return Ok(());
-        };
+        }
         let ip = canonical(ip);
         if ip.is_loopback() {
             return Ok(());
         }
+        let asked = Instant::now();
+        loop {
+            let (mut rx, tx, joined) = {
+                let mut flights = self.peer_flights.lock();
+                match flights.get(&ip) {
+                    Some((started, rx)) => (rx.clone(), None, *started >= asked),
+                    None => {
+                        let (tx, rx) = tokio::sync::watch::channel(None);
+                        flights.insert(ip, (Instant::now(), rx.clone()));
+                        (rx, Some(tx), false)
+                    }
+                }
+            };
+            if let Some(tx) = tx {
+                // Our flight: the entry goes when it ends, even if this request is dropped mid-check (waiters
+                // then see the sender gone and start their own).
+                let done = FlightGuard {
+                    flights: &self.peer_flights,
+                    ip,
+                };
+                let r = self.run_peer_check(ip).await;
+                // Out of the map first, so a waiter that may not join this flight finds none and starts anew.
+                drop(done);
+                let _ = tx.send(Some(r.clone()));
+                return r;
+            }
+            match rx.wait_for(Option::is_some).await {
+                Ok(v) if joined => {
+                    self.shared.metrics.peer_checks_reused.inc();
+                    return v.clone().unwrap_or(Ok(()));
+                }
+                // An older flight ended (or its owner went away): start or join a fresh one.
+                _ => continue,
+            }
+        }
+    }
+
+    /// One peer check on the blocking pool, at most [`MAX_CONCURRENT_PEER_CHECKS`] at a time.
+    async fn run_peer_check(&self, ip: IpAddr) -> Result<(), Reply> {
+        let Some(checker) = self.peer.clone() else {
+            return Ok(());
+        };
+        let _permit = self
+            .peer_checks
+            .acquire()
+            .await
+            .map_err(|_| Reply::error(500, "agent shutting down"))?;
+        self.shared.metrics.peer_checks.inc();
         let verdict = tokio::task::spawn_blocking(move || checker.lock().check(ip))
             .await
             .map_err(|e| Reply::error(500, format!("peer check failed: {e}")))?;
         match verdict {
             Ok(PeerVerdict::Verified { .. } | PeerVerdict::NotApplicable { .. }) => Ok(()),
             Ok(PeerVerdict::Refused { reason }) => {
-                self.shared.metrics.spoof_refused.inc();
                 tracing::warn!(pod_ip = %ip, %reason, "request refused by the anti-spoofing check");
                 Err(Reply::error(
                     403,
@@ -188,7 +353,6 @@ impl Agent {
                 ))
             }
             Err(e) => {
-                self.shared.metrics.spoof_refused.inc();
                 tracing::warn!(pod_ip = %ip, error = %e, "anti-spoofing check failed; refusing");
                 Err(Reply::error(
                     403,
@@ -198,7 +362,62 @@ impl Agent {
         }
     }
 
-    async fn token(&self, headers: &HeaderMap, ip: IpAddr, q: TokenQuery) -> Answer {
+    /// The connection's verdict, checked on its first token request; `Ok(true)` when this call ran the check
+    /// (the request then checks once more before answering).
+    async fn check_connection(&self, conn: &Connection, ip: IpAddr) -> Result<bool, Reply> {
+        if self.peer.is_none() {
+            return Ok(false);
+        }
+        if let Some(v) = conn.verdict.get() {
+            self.shared.metrics.peer_checks_reused.inc();
+            if v.is_err() {
+                self.shared.metrics.spoof_refused.inc();
+            }
+            return v.clone().map(|()| false);
+        }
+        conn.verdict
+            .get_or_init(|| self.check_peer(ip))
+            .await
+            .clone()
+            .map(|()| true)
+    }
+
+    /// The pod's budget of new resources (fairness): 429 with Retry-After when spent.
+    fn spend_budget(&self, pod: &PodEntry, resource: &str) -> Result<(), Reply> {
+        let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let key = if pod.uid.is_empty() {
+            format!("{}/{}", pod.namespace, pod.name)
+        } else {
+            pod.uid.clone()
+        };
+        self.budget
+            .lock()
+            .admit(&key, resource, now_ms)
+            .map_err(|secs| {
+                self.shared.metrics.budget_refused.inc();
+                tracing::warn!(ns = %pod.namespace, pod = %pod.name, resource = %cut(resource), "pod asked for too many new resources; refused with 429");
+                let mut r = Reply::error(
+                    429,
+                    format!(
+                        "pod {}/{} asked for too many different resources ({} at once, then {} a minute): ask again in {secs} s",
+                        pod.namespace,
+                        pod.name,
+                        self.cfg.resource_budget.burst,
+                        self.cfg.resource_budget.per_minute
+                    ),
+                );
+                r.retry_after = Some(u32::try_from(secs).unwrap_or(u32::MAX));
+                r
+            })
+    }
+
+    async fn token(
+        &self,
+        headers: &HeaderMap,
+        ip: IpAddr,
+        conn: &Connection,
+        q: TokenQuery,
+    ) -> Answer {
         let none = |r: Reply| (r, String::new(), String::new());
         if self.cfg.metadata_header_required
             && !metadata_header_ok(headers.get("metadata").map(|v| v.as_bytes()))
@@ -208,9 +427,19 @@ impl Agent {
         if q.resource.is_empty() {
             return none(Reply::error(400, "parameter resource cannot be empty"));
         }
-        if let Err(r) = self.check_peer(ip).await {
-            return none(r);
+        if q.resource.len() > MAX_RESOURCE_BYTES {
+            return none(Reply::error(
+                400,
+                format!(
+                    "parameter resource is too long ({} bytes; at most {MAX_RESOURCE_BYTES})",
+                    q.resource.len()
+                ),
+            ));
         }
+        let fresh = match self.check_connection(conn, ip).await {
+            Ok(fresh) => fresh,
+            Err(r) => return none(r),
+        };
         let pod = match self.find_pod(ip).await {
             Ok(p) => p,
             Err(r) => return none(r),
@@ -226,22 +455,34 @@ impl Agent {
             &self.cfg.mic_namespace,
         );
         let reply = if excepted {
-            self.exception_token(&pod, &q).await
+            match self.spend_budget(&pod, &q.resource) {
+                Ok(()) => self.exception_token(&pod, &q).await,
+                Err(r) => r,
+            }
         } else {
             match self.select(&pod, &q.wanted, true).await {
                 Err(r) => r,
-                Ok(id) => match self.fetch(&id, &pod, &q.resource).await {
-                    Err(r) => r,
-                    Ok(tokens) => {
-                        let now = now_secs();
-                        let bodies: Vec<TokenBody> = tokens.iter().map(|t| body(t, now)).collect();
-                        token_reply(&bodies)
+                Ok(id) => {
+                    let fetched = match self.spend_budget(&pod, &q.resource) {
+                        Err(r) => Err(r),
+                        Ok(()) => self.fetch(&id, &pod, &q.resource).await,
+                    };
+                    match fetched {
+                        Err(r) => r,
+                        Ok(tokens) => {
+                            let now = now_secs();
+                            let bodies: Vec<TokenBody> =
+                                tokens.iter().map(|t| body(t, now)).collect();
+                            token_reply(&bodies)
+                        }
                     }
-                },
+                }
             }
         };
-        // Checked again before answering: a spoofer must hold the victim's address for the whole exchange.
+        // Checked again before answering the connection's first request: a spoofer must hold the victim's
+        // address for the whole exchange.
         if reply.status == 200
+            && fresh
             && let Err(r) = self.check_peer(ip).await
         {
             return (r, ns, resource);

@@ -400,7 +400,18 @@ async fn build_cluster(s: &Sims, o: &Options) -> anyhow::Result<Vec<NodePod>> {
     Ok(out)
 }
 
+/// The agent under test: `$PODID_BENCH_AGENT_EXE` (another build, e.g. the previous release, for a before/after
+/// comparison in one run), else the `podid` next to this binary.
 fn podid_binary() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("PODID_BENCH_AGENT_EXE").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        anyhow::ensure!(
+            p.exists(),
+            "PODID_BENCH_AGENT_EXE={} not found",
+            p.display()
+        );
+        return Ok(p);
+    }
     let exe = std::env::current_exe()?;
     let p = exe.parent().context("exe dir")?.join("podid");
     anyhow::ensure!(

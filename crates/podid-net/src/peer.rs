@@ -69,7 +69,9 @@
 //!   Without them the check fails with [`NetError::PeerNamespaceNotFound`] rather than guessing.
 //! - Cost: five small netlink round trips, one `RTM_GETNSID`, and one thread spawn plus `setns` for the
 //!   address dump, typically well under a millisecond; the first check of a new pod also re-reads
-//!   the namespace directories (and at most once per [`PROC_RESCAN_MIN_INTERVAL_MS`], `/proc`).
+//!   the namespace directories (and at most once per [`PROC_RESCAN_MIN_INTERVAL_MS`], `/proc`). The
+//!   address dump is reused for [`OWNED_ADDRESSES_TTL_MS`] per (bridge port, peer namespace, peer
+//!   interface); the route, neighbour and FDB steps that tie the source to that port always run.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -107,6 +109,13 @@ pub const MAX_NETNS_CANDIDATES: usize = 65_536;
 pub const DUMP_ATTEMPTS: u32 = 3;
 /// `/proc`, where per-process namespace links live.
 const PROC_DIR: &str = "/proc";
+/// How long the addresses of a pod behind one bridge port are reused, milliseconds. Steps 1-3 of the check
+/// (route, neighbour, FDB: which port the source's MAC is behind) run every time, so a spoofer who poisons the
+/// neighbour table moves the source to *its* port and misses this cache; only the namespace visit of step 4
+/// (a thread spawn and `setns`, the expensive part) is saved for a port seen a moment ago.
+pub const OWNED_ADDRESSES_TTL_MS: u64 = 2_000;
+/// Bridge ports whose addresses are cached at most (a node has a few hundred pods).
+const OWNED_ADDRESSES_MAX_ENTRIES: usize = 4_096;
 
 // === verdict ===
 
@@ -194,6 +203,9 @@ impl Default for PeerCheckConfig {
 pub struct PeerChecker {
     sock: NlSocket,
     namespaces: NetnsIndex,
+    /// (port ifindex, peer netnsid, peer ifindex) -> (when read, the addresses the peer interface owns).
+    owned: HashMap<(u32, i32, u32), (Instant, Vec<Ipv4Addr>)>,
+    owned_hits: u64,
 }
 
 impl PeerChecker {
@@ -207,7 +219,48 @@ impl PeerChecker {
         Ok(Self {
             sock: NlSocket::open()?,
             namespaces: NetnsIndex::new(config),
+            owned: HashMap::new(),
+            owned_hits: 0,
         })
+    }
+
+    /// Checks whose step 4 reused the addresses of a bridge port read less than
+    /// [`OWNED_ADDRESSES_TTL_MS`] before.
+    pub fn owned_cache_hits(&self) -> u64 {
+        self.owned_hits
+    }
+
+    /// The addresses the peer interface behind a bridge port owns: cached briefly per (port, peer namespace,
+    /// peer interface), so a new veth (a new pod) is never served another pod's addresses.
+    fn owned_addresses(
+        &mut self,
+        key: (u32, i32, u32),
+        port_name: &str,
+    ) -> Result<Vec<Ipv4Addr>, NetError> {
+        let ttl = Duration::from_millis(OWNED_ADDRESSES_TTL_MS);
+        if let Some((at, owned)) = self.owned.get(&key)
+            && at.elapsed() < ttl
+        {
+            self.owned_hits += 1;
+            return Ok(owned.clone());
+        }
+        let (_, nsid, peer_index) = key;
+        let Some(namespace) = self.namespaces.find(&mut self.sock, nsid)? else {
+            return Err(NetError::PeerNamespaceNotFound {
+                nsid,
+                port: port_name.to_string(),
+                searched: self.namespaces.describe_search(),
+            });
+        };
+        let owned = addresses_in_namespace(namespace, peer_index)?;
+        if self.owned.len() >= OWNED_ADDRESSES_MAX_ENTRIES {
+            self.owned.retain(|_, (at, _)| at.elapsed() < ttl);
+            if self.owned.len() >= OWNED_ADDRESSES_MAX_ENTRIES {
+                self.owned.clear();
+            }
+        }
+        self.owned.insert(key, (Instant::now(), owned.clone()));
+        Ok(owned)
     }
 
     /// Checks the peer of a connection whose source address is `src` (the accepted socket's peer
@@ -387,14 +440,7 @@ impl PeerChecker {
                  namespace"
             )));
         };
-        let Some(namespace) = self.namespaces.find(&mut self.sock, nsid)? else {
-            return Err(NetError::PeerNamespaceNotFound {
-                nsid,
-                port: port_name,
-                searched: self.namespaces.describe_search(),
-            });
-        };
-        let owned = addresses_in_namespace(namespace, peer_index)?;
+        let owned = self.owned_addresses((port_index, nsid, peer_index), &port_name)?;
         if owned.contains(&source) {
             Ok(PeerVerdict::Verified { port: port_name })
         } else {

@@ -3,11 +3,14 @@
 //! - [`request`]: routing of a request path, token query parsing, the `Metadata` header rule (fuzzed);
 //! - [`reply`]: upstream's response shapes (status codes, error bodies, string-typed token JSON);
 //! - [`select`]: which identity a pod may use (exceptions; standard, managed and federated modes);
-//! - [`pods`]: the node-local pod-by-IP index.
+//! - [`pods`]: the node-local pod-by-IP index;
+//! - [`limit`]: fairness between pods (a budget of new resources per pod) and cutting pod-controlled values for
+//!   logs.
 //!
 //! The agent (`podid-agent`) does the IO: it feeds these from watches, waits where [`select`] says to wait, and
 //! fetches tokens for the identity chosen here. Nothing here reads a clock or does IO.
 
+pub mod limit;
 pub mod pods;
 pub mod reply;
 pub mod request;

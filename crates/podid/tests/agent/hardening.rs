@@ -14,29 +14,6 @@ use crate::support::*;
 /// The cluster's own (kubelet) identity in the test world: on the node's scale set.
 const KUBELET: &str = "aks-agentpool";
 
-/// Token requests that IMDS answered with 200 (the control API's request log).
-async fn imds_tokens_served(env: &Env) -> usize {
-    let url = format!(
-        "{}/requests?family=imds&limit=100000",
-        env.azure.endpoints().control.trim_end_matches('/')
-    );
-    let (_, body) = http("GET", &url, None).await;
-    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    v["items"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|r| r["status"].as_u64() == Some(200))
-                .filter(|r| {
-                    r["path"]
-                        .as_str()
-                        .is_some_and(|p| p.to_ascii_lowercase().contains("token"))
-                })
-                .count()
-        })
-        .unwrap_or(0)
-}
-
 /// Every letter-case variant that differs from the token route in one letter after `/metadata`, plus whole-word
 /// and random-looking masks, each with separator tricks.
 fn token_path_variants() -> Vec<String> {
@@ -244,4 +221,81 @@ async fn http_with(method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, S
     req.push_str("\r\n");
     let (s, _, body) = raw_from(addr.ip(), addr, &req).await;
     (s, body)
+}
+
+/// One pod asking for thousands of distinct resources costs the node its budget (20 at once, then 60 a minute),
+/// not thousands of IMDS calls: the rest get 429 with Retry-After at once; a resource it already has stays
+/// free, and its neighbour is not affected. An oversized resource is refused before anything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distinct_resources_are_budgeted_per_pod() {
+    let env = start_env().await;
+    let id_a = create_identity(&env, "default", "id-a", msi_spec("id-a")).await;
+    create_binding(&env, "default", "b-a", "id-a", "sel-a").await;
+    let mut ips = Vec::new();
+    for name in ["p-noisy", "p-quiet"] {
+        ips.push(
+            create_pod(
+                &env,
+                "default",
+                name,
+                json!({"aadpodidbinding": "sel-a"}),
+                json!({}),
+            )
+            .await,
+        );
+        create_aai(&env, "default", name, &id_a, "Assigned").await;
+    }
+    let (noisy, quiet) = (ips[0], ips[1]);
+    let agent = start_agent(&env, &[]).await;
+    let to = agent.addr;
+    let before = imds_token_requests(&env).await;
+    let ask = |resource: String| {
+        format!("/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}")
+    };
+    let (mut ok, mut limited) = (0, 0);
+    let t = Instant::now();
+    for i in 0..300 {
+        let (s, head, body) = get_from(noisy, to, &ask(format!("api%3A%2F%2Fr{i}")), META).await;
+        match s {
+            // Admitted: IMDS was asked (it refuses these made-up audiences, which is what such a pod sends).
+            200 | 403 => ok += 1,
+            429 => {
+                limited += 1;
+                assert!(head.contains("retry-after: "), "{head}");
+                assert!(body.contains("too many different resources"), "{body}");
+            }
+            other => panic!("resource {i}: {other} {body}"),
+        }
+    }
+    let imds_calls = imds_token_requests(&env).await - before;
+    assert!(
+        (20..=25).contains(&ok) && ok + limited == 300,
+        "{ok} served, {limited} limited in {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        imds_calls, ok,
+        "one IMDS call per admitted resource, none for the refused"
+    );
+    // A resource the pod already asked for is free; a new one waits; the neighbour has its own budget.
+    let (s, _, _) = get_from(noisy, to, &ask("api%3A%2F%2Fr0".into()), META).await;
+    assert_eq!(s, 403, "not 429: r0 is known");
+    let (s, _, _) = get_from(noisy, to, &token_path(""), META).await;
+    assert_eq!(s, 429, "a new resource waits its turn");
+    let (s, _, body) = get_from(quiet, to, &token_path(""), META).await;
+    assert_eq!(s, 200, "{body}");
+    // Oversized resource: 400, said plainly, no upstream call, and the metric label is cut.
+    let huge = "x".repeat(5000);
+    let (s, _, body) = get_from(quiet, to, &ask(huge.clone()), META).await;
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("too long (5000 bytes"), "{body}");
+    let (_, m) = http("GET", &agent.metrics, None).await;
+    assert!(
+        !m.contains(&huge),
+        "pod-controlled values are cut in metric labels"
+    );
+    assert!(
+        m.contains("podid_agent_new_resource_budget_refused_count"),
+        "{m}"
+    );
 }

@@ -308,27 +308,41 @@ pub async fn ensure_ns(env: &Env, ns: &str) {
         .await;
 }
 
+/// Token requests IMDS saw (any answer).
 pub async fn imds_token_requests(env: &Env) -> usize {
-    {
-        let url = format!(
-            "{}/requests?family=imds&limit=100000",
-            env.azure.endpoints().control.trim_end_matches('/')
-        );
-        let (_, body) = http("GET", &url, None).await;
-        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        v["items"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter(|r| {
-                        r["path"]
-                            .as_str()
-                            .is_some_and(|p| p.contains("oauth2/token"))
-                    })
-                    .count()
-            })
-            .unwrap_or(0)
-    }
+    imds_token_log(env, "oauth2/token").await.len()
+}
+
+/// Requests IMDS answered with 200 on any path that mentions a token, in any letter case or spelling.
+pub async fn imds_tokens_served(env: &Env) -> usize {
+    imds_token_log(env, "token")
+        .await
+        .iter()
+        .filter(|r| r["status"].as_u64() == Some(200))
+        .count()
+}
+
+/// azure-sim's log of IMDS requests whose path holds `needle` (compared case-insensitively).
+async fn imds_token_log(env: &Env, needle: &str) -> Vec<Value> {
+    let url = format!(
+        "{}/requests?family=imds&limit=100000",
+        env.azure.endpoints().control.trim_end_matches('/')
+    );
+    let (_, body) = http("GET", &url, None).await;
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    v["items"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|r| {
+                    r["path"]
+                        .as_str()
+                        .is_some_and(|p| p.to_ascii_lowercase().contains(needle))
+                })
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub fn assert_token_shape(body: &str, resource: &str) -> Value {

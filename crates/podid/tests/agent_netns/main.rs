@@ -43,6 +43,7 @@
 //! a notice unless `PODID_REQUIRE_CLIENTS=1`. Namespaces are RAII guards (deleted on panic too), and the agent is
 //! killed on drop before they go.
 
+mod fairness;
 #[path = "../controller/harness.rs"]
 mod harness;
 mod support;

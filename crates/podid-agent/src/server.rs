@@ -37,6 +37,8 @@ use crate::state::{Shared, pod_entry};
 
 /// Largest request body proxied to IMDS, bytes.
 const MAX_PROXY_BODY_BYTES: usize = 1024 * 1024;
+/// Longest wait for a proxied request's body (the shared servers' body-read timeout).
+const PROXY_BODY_READ_TIMEOUT: Duration = Duration::from_secs(podid_serve::BODY_READ_TIMEOUT_SECS);
 /// Deadline of the live pod lookup made on an index miss.
 const LIVE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Lifetime requested for those service-account tokens, seconds.
@@ -907,15 +909,27 @@ impl Agent {
                 headers.push((n.to_string(), v.to_string()));
             }
         }
-        let body = match Limited::new(req.into_body(), MAX_PROXY_BODY_BYTES)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(e) => {
+        // A body sent slowly holds one of the pod's request slots; it gets the servers' body-read time, no more.
+        let read = tokio::time::timeout(
+            PROXY_BODY_READ_TIMEOUT,
+            Limited::new(req.into_body(), MAX_PROXY_BODY_BYTES).collect(),
+        )
+        .await;
+        let body = match read {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) => {
                 return to_response(Reply::error(
                     500,
                     format!("failed to read the request body: {e}"),
+                ));
+            }
+            Err(_) => {
+                return to_response(Reply::error(
+                    408,
+                    format!(
+                        "the request body did not arrive within {} s",
+                        PROXY_BODY_READ_TIMEOUT.as_secs()
+                    ),
                 ));
             }
         };

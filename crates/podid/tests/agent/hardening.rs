@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::*;
-use crate::support::*;
+use podid_testkit::agent::*;
+use podid_testkit::*;
 
 /// The cluster's own (kubelet) identity in the test world: on the node's scale set.
 const KUBELET: &str = "aks-agentpool";

@@ -3,21 +3,17 @@
 //! is sent *from* the calling pod's address (a socket bound to it), so the agent's pod-by-IP lookup works
 //! exactly as on a node, without network namespaces. The wire contract is upstream NMI's (reference Appendix B).
 
-#[path = "../controller/harness.rs"]
-mod harness;
-
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use harness::*;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use podid_k8s::AzurePodIdentityException;
+use podid_testkit::*;
 use serde_json::{Value, json};
 
 mod hardening;
-mod support;
-use support::*;
+use podid_testkit::agent::*;
 
 /// Appendix B, request by request, in standard mode.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

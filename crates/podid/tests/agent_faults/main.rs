@@ -18,19 +18,14 @@
 //! federated identity credential whose issuer is kube-sim (azure-sim fetches kube-sim's discovery and JWKS over
 //! HTTPS, trusting kube-sim's CA). Only the service account named in the credential's subject gets a token.
 
-#[path = "../controller/harness.rs"]
-mod harness;
-#[path = "../agent/support.rs"]
-mod support;
-
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use harness::*;
-use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, PostParams};
+use podid_testkit::agent::*;
+use podid_testkit::*;
 use serde_json::{Value, json};
-use support::*;
 
 /// Bound on a cache miss answered during an upstream outage (retries included), per the issue.
 const OUTAGE_ANSWER_MAX: Duration = Duration::from_secs(6);
@@ -142,57 +137,13 @@ fn assert_alive(agent: &mut AgentProc) {
     }
 }
 
-async fn kube_client(env: &Env) -> kube::Client {
-    let kc = kube::config::Kubeconfig::read_from(&env.kubeconfig).expect("read kubeconfig");
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .expect("kube config");
-    kube::Client::try_from(cfg).expect("client")
-}
-
-/// Stop kube-sim (state persisted) and return its configuration for the restart.
-async fn stop_kube(env: &mut Env) -> kube_sim::Config {
-    let mut cfg = env.kube.sim.config.clone();
-    cfg.listen = env.kube.addr;
-    cfg.persist = true;
-    kube_sim::persist::save(&env.kube.sim).expect("persist kube-sim state");
-    let old = std::mem::replace(&mut env.kube, placeholder_kube().await);
-    old.shutdown().await;
-    cfg
-}
-
-/// A throw-away kube-sim (no directory) held by `env` while the real one is down.
-async fn placeholder_kube() -> kube_sim::Handle {
-    kube_sim::start(kube_sim::Config::default())
-        .await
-        .expect("placeholder kube-sim")
-}
-
-/// Start kube-sim again on its old address with its persisted state, and a fresh client.
-async fn restart_kube(env: &mut Env, cfg: kube_sim::Config) {
-    let deadline = Instant::now() + WAIT;
-    let h = loop {
-        match kube_sim::start(cfg.clone()).await {
-            Ok(h) => break h,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("kube-sim restart: {e:#}; retrying");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("kube-sim restart failed: {e:#}"),
-        }
-    };
-    let placeholder = std::mem::replace(&mut env.kube, h);
-    placeholder.shutdown().await;
-    env.client = kube_client(env).await;
-}
-
 /// kube-sim goes away and comes back (same address, persisted objects) while the agent serves pods.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_sim_restart_mid_run() {
     let mut env = start_env().await;
     // From here on kube-sim persists its objects, so it can be restarted mid-run.
-    let cfg = stop_kube(&mut env).await;
-    restart_kube(&mut env, cfg).await;
+    let cfg = env.stop_kube().await;
+    env.restart_kube(cfg).await;
 
     let id_a = create_identity(&env, "default", "id-a", msi_spec("id-a")).await;
     let id_b = create_identity(&env, "default", "id-b", msi_spec("id-b")).await;
@@ -259,7 +210,7 @@ async fn kube_sim_restart_mid_run() {
     let (s, _, body) = get_from(pa, to, &token_path(""), META).await;
     let cached = assert_token_for(s, &body, &client_id("id-a"));
 
-    let cfg = stop_kube(&mut env).await;
+    let cfg = env.stop_kube().await;
     let down = Instant::now();
     // Cached: answered as before.
     let (s, _, body) = get_from(pa, to, &token_path(""), META).await;
@@ -290,7 +241,7 @@ async fn kube_sim_restart_mid_run() {
     assert_alive(&mut agent);
     let outage = down.elapsed();
 
-    restart_kube(&mut env, cfg).await;
+    env.restart_kube(cfg).await;
     let up = Instant::now();
     // The Secret is readable again: the service principal is served (the failure was not cached as a token).
     let (s, body) = eventually("service principal after the restart", WAIT, || async move {
@@ -561,15 +512,6 @@ async fn entra_down_keeps_cached_service_principal() {
     );
 }
 
-async fn create_service_account(env: &Env, ns: &str, name: &str) {
-    let sa: ServiceAccount =
-        serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns}})).expect("sa");
-    Api::<ServiceAccount>::namespaced(env.client.clone(), ns)
-        .create(&PostParams::default(), &sa)
-        .await
-        .expect("create service account");
-}
-
 /// Federated mode: the pod's service-account token exchanged at Entra through a federated credential.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn federated_mode_exchanges_service_account_tokens() {
@@ -578,7 +520,7 @@ async fn federated_mode_exchanges_service_account_tokens() {
     w["sim"] = json!({"trustCaFiles": ["kube/ca.crt"]});
     let mut env = start_env_with(w).await;
     // The credential trusting kube-sim's service-account issuer for default/sa-good, on id-a.
-    let issuer = env.kube.url.clone();
+    let issuer = env.kube.url().to_string();
     let mut w = agent_world();
     for id in w["userAssignedIdentities"].as_array_mut().expect("ids") {
         if id["name"] == "id-a" {
@@ -589,8 +531,8 @@ async fn federated_mode_exchanges_service_account_tokens() {
     let (s, v) = env.control("PUT", "/world", Some(&w)).await;
     assert_eq!(s, 200, "{v}");
 
-    create_service_account(&env, "default", "sa-good").await;
-    create_service_account(&env, "default", "sa-other").await;
+    env.service_account("default", "sa-good").await;
+    env.service_account("default", "sa-other").await;
     // No tenant in the spec is upstream's usual type-0 identity; federated mode needs one.
     create_identity(
         &env,
@@ -747,7 +689,7 @@ async fn federated_mode_exchanges_service_account_tokens() {
     );
 
     // kube-sim down: the cached token is served; a miss needs a TokenRequest and gets a clear 503.
-    let _ = stop_kube(&mut env).await;
+    let _ = env.stop_kube().await;
     let (s, _, body) = get_from(good2, to, &token_path(""), META).await;
     assert_token_for(s, &body, &client_id("id-a"));
     let t = Instant::now();

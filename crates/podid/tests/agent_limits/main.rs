@@ -4,17 +4,12 @@
 //! closes after the idle timeout; one pod address over the default per-pod cap (64) has its excess connections
 //! closed at once while other pods are served; everything is counted in the agent's /metrics.
 
-#[path = "../controller/harness.rs"]
-mod harness;
-#[path = "../agent/support.rs"]
-mod support;
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use harness::http;
 use podid_serve::testkit::{self, HALF_REQUEST};
-use support::{start_agent, start_env};
+use podid_testkit::agent::{start_agent, start_env};
+use podid_testkit::http;
 
 const HEADER: Duration = Duration::from_secs(1);
 const IDLE: Duration = Duration::from_secs(2);

@@ -13,8 +13,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use podid_net::testbed::PodNet;
 
-use crate::harness::*;
 use crate::support::*;
+use podid_testkit::tools::report;
+use podid_testkit::*;
 
 /// Connections the noisy pod opens.
 const NOISY_CONNECTIONS: usize = 2_000;
@@ -123,7 +124,8 @@ fn noisy_neighbour_keeps_the_node_fair() {
         let mut ids = Vec::new();
         for (i, name) in IDENTITIES.iter().take(2).enumerate() {
             ids.push(create_identity(&env, name).await);
-            create_binding(&env, &format!("b-{i}"), name, &format!("sel-{i}")).await;
+            env.binding("default", &format!("b-{i}"), name, &format!("sel-{i}"))
+                .await;
         }
         let mut pods = Vec::new();
         for (p, name) in ["noisy", "neighbour"].iter().enumerate() {

@@ -44,8 +44,6 @@
 //! killed on drop before they go.
 
 mod fairness;
-#[path = "../controller/harness.rs"]
-mod harness;
 mod support;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -53,10 +51,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness::*;
 use kube::api::{Api, PostParams};
 use podid_k8s::AzurePodIdentityException;
 use podid_net::testbed::{NodeNet, PodNet};
+use podid_testkit::tools::{find_tool, report};
+use podid_testkit::*;
 use serde_json::json;
 use support::*;
 
@@ -102,7 +101,7 @@ fn python_sdk_through_the_redirect_and_cleanup_on_sigterm() {
         let env = start_env().await;
         let id_a = create_identity(&env, "id-a").await;
         create_identity(&env, "id-b").await;
-        create_binding(&env, "b-a", "id-a", "sel-a").await;
+        env.binding("default", "b-a", "id-a", "sel-a").await;
         let web_ip = create_pod(&env, "web", json!({"aadpodidbinding": "sel-a"})).await;
         create_assigned(&env, "web", &id_a).await;
         let idle_ip = create_pod(&env, "idle", json!({"app": "idle"})).await;
@@ -217,7 +216,7 @@ fn python_sdk_through_the_redirect_and_cleanup_on_sigterm() {
                 secs < PYTHON_REFUSAL_SECS,
                 "refused at once (SDK side, no retries): {secs} s"
             );
-            let refusals = agent.token_requests_with_status(404).await;
+            let refusals = token_requests_with_status(&agent, 404).await;
             assert!(
                 refusals >= 3.0,
                 "the agent answered the Rust and both Python refusals with 404: {refusals}"
@@ -338,7 +337,8 @@ fn authorisation_matrix() {
         let mut ids = Vec::new();
         for (i, name) in IDENTITIES.iter().enumerate() {
             ids.push(create_identity(&env, name).await);
-            create_binding(&env, &format!("b-{i}"), name, &format!("sel-{i}")).await;
+            env.binding("default", &format!("b-{i}"), name, &format!("sel-{i}"))
+                .await;
         }
         let ex: AzurePodIdentityException = serde_json::from_value(json!({
             "apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzurePodIdentityException",
@@ -731,7 +731,7 @@ fn iptables_failures_are_reported_and_never_fatal() {
     in_node(|node| async move {
         let env = start_env().await;
         let id_a = create_identity(&env, "id-a").await;
-        create_binding(&env, "b-a", "id-a", "sel-a").await;
+        env.binding("default", "b-a", "id-a", "sel-a").await;
         let web_ip = create_pod(&env, "web", json!({"aadpodidbinding": "sel-a"})).await;
         create_assigned(&env, "web", &id_a).await;
         let idle_ip = create_pod(&env, "idle", json!({"app": "idle"})).await;

@@ -2,6 +2,7 @@
 //! child process inside the node namespace, a pod-side HTTP client, the real iptables listing, and the Python SDK
 //! runner. See `main.rs` for the model.
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -9,19 +10,17 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::harness::*;
 use base64::Engine as _;
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use podid_k8s::{AzureAssignedIdentity, AzureIdentity, AzureIdentityBinding};
+use podid_k8s::AzureIdentity;
 use podid_net::testbed::{self, NodeNet, PodNet};
+pub use podid_testkit::agent::{AgentProc, NODE, ipv4, msi_spec};
+use podid_testkit::tools::{find_tool, repo_root, skip_or_fail};
+use podid_testkit::world::world_with_assigned;
+use podid_testkit::*;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 // === constants ===
 
-/// The Kubernetes node the agent serves (a pool1-vmss instance in azure-sim's world).
-pub const NODE: &str = "pool1-vmss000000";
 /// The node's pod CIDR: the testbed bridge is 10.244.0.1/24, and kube-sim's kubelet hands out .2 upwards.
 pub const POD_CIDR: &str = "10.244.0.0/24";
 /// What pods call: the instance metadata address, redirected in the node namespace only.
@@ -38,8 +37,6 @@ pub const NO_REDIRECT_CONNECT_TIMEOUT: Duration = Duration::from_millis(1_000);
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(20);
 /// The agent prints its listening line within this.
 pub const AGENT_START_TIMEOUT: Duration = Duration::from_secs(30);
-/// SIGTERM to exit.
-pub const AGENT_STOP_TIMEOUT: Duration = Duration::from_secs(20);
 /// One Python SDK run (interpreter start, azure-identity import, token).
 pub const PYTHON_TIMEOUT: Duration = Duration::from_secs(60);
 /// Shutting the namespace runtime down after the test body.
@@ -60,8 +57,6 @@ pub const IPTABLES_TOOLS: [&str; 9] = [
     "iptables-nft-save",
     "iptables-nft-restore",
 ];
-/// Where iptables lives (often not on a test runner's PATH).
-const SBIN_DIRS: [&str; 5] = ["/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/bin"];
 /// Proxy variables that must never reach a child.
 const PROXY_VARS: [&str; 8] = [
     "HTTP_PROXY",
@@ -75,35 +70,6 @@ const PROXY_VARS: [&str; 8] = [
 ];
 
 // === prerequisites ===
-
-/// Prints `SKIPPED: <test>: <reason>` (straight to stderr, past libtest's capture), or panics when `require_env`
-/// is `1`.
-pub fn skip_or_fail(test: &str, require_env: &str, reason: &str) {
-    if std::env::var(require_env).as_deref() == Ok("1") {
-        panic!("{test}: {reason} ({require_env}=1)");
-    }
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {reason}");
-}
-
-/// A line past libtest's output capture (the matrix counts are printed on every run).
-pub fn report(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
-/// The absolute path of `name` on `$PATH` or in the sbin directories.
-pub fn find_tool(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path_dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    path_dirs
-        .into_iter()
-        .chain(SBIN_DIRS.iter().map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
 
 /// Root, iproute2 and both iptables backends; otherwise a skip (or a failure under PODID_REQUIRE_NETNS=1).
 pub fn prerequisites(test: &str) -> bool {
@@ -186,106 +152,33 @@ where
 /// The controller tests' world with the five matrix identities assigned to pool1-vmss (so the node's IMDS
 /// answers for them, as after the controller assigned them).
 pub fn agent_world() -> Value {
-    let mut w = world();
-    let ids = w["virtualMachineScaleSets"][0]["identity"]["userAssignedIdentities"]
-        .as_array_mut()
-        .expect("ids");
-    for n in IDENTITIES {
-        ids.push(json!(n));
-    }
-    w
+    world_with_assigned(&IDENTITIES)
 }
 
 /// kube-sim and azure-sim (on the calling runtime: call from a node-namespace task), and the node's pod CIDR.
 pub async fn start_env() -> Env {
     let env = Env::start_with(agent_world(), true).await;
-    Api::<Node>::all(env.client.clone())
-        .patch(
-            NODE,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"podCIDR": POD_CIDR, "podCIDRs": [POD_CIDR]}})),
-        )
-        .await
-        .expect("podCIDR");
+    env.set_pod_cidr(NODE, POD_CIDR).await;
     env
 }
 
-/// An MSI AzureIdentity named like the Azure identity it points at.
+/// An MSI AzureIdentity named like the Azure identity it points at, in `default`.
 pub async fn create_identity(env: &Env, name: &str) -> AzureIdentity {
-    let o: AzureIdentity = serde_json::from_value(json!({
-        "apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentity",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"type": 0, "resourceID": uami_id(IDS, name), "clientID": client_id(name)}}))
-    .expect("identity");
-    Api::<AzureIdentity>::namespaced(env.client.clone(), "default")
-        .create(&PostParams::default(), &o)
-        .await
-        .expect("create identity")
+    env.create_identity("default", name, msi_spec(name)).await
 }
 
-/// A binding of `identity` to pods labelled `aadpodidbinding=<selector>`.
-pub async fn create_binding(env: &Env, name: &str, identity: &str, selector: &str) {
-    let o: AzureIdentityBinding = serde_json::from_value(json!({
-        "apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentityBinding",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"azureIdentity": identity, "selector": selector}}))
-    .expect("binding");
-    Api::<AzureIdentityBinding>::namespaced(env.client.clone(), "default")
-        .create(&PostParams::default(), &o)
-        .await
-        .expect("create binding");
-}
-
-/// An `Assigned` AzureAssignedIdentity for `pod`, as the controller writes it (the CRD has no status
-/// subresource: status is patched with the object).
+/// An `Assigned` AzureAssignedIdentity for `default/<pod>` on the node.
 pub async fn create_assigned(env: &Env, pod: &str, identity: &AzureIdentity) {
-    let idname = identity.metadata.name.clone().unwrap_or_default();
-    let name = format!("{pod}-default-{idname}");
-    let mut idv = serde_json::to_value(identity).expect("identity json");
-    idv["metadata"]["managedFields"] = Value::Null;
-    let o: AzureAssignedIdentity = serde_json::from_value(json!({
-        "apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureAssignedIdentity",
-        "metadata": {"name": name, "namespace": "default", "labels": {"nodename": NODE}},
-        "spec": {"azureIdentityRef": idv, "pod": pod, "podNamespace": "default", "nodename": NODE}}))
-    .expect("aai");
-    let api: Api<AzureAssignedIdentity> = Api::namespaced(env.client.clone(), "default");
-    api.create(&PostParams::default(), &o)
-        .await
-        .expect("create aai");
-    api.patch(
-        &name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"status": {"status": "Assigned"}})),
-    )
-    .await
-    .expect("aai status");
+    env.create_aai("default", pod, identity, NODE, "Assigned")
+        .await;
 }
 
-/// A pod on the node; returns the IP kube-sim's kubelet gave it.
+/// A pod in `default` on the node; returns the IP kube-sim's kubelet gave it.
 pub async fn create_pod(env: &Env, name: &str, labels: Value) -> Ipv4Addr {
-    let api: Api<Pod> = Api::namespaced(env.client.clone(), "default");
-    let p: Pod = serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": "default", "labels": labels},
-        "spec": {"nodeName": NODE, "containers": [{"name": "app", "image": "app"}]}}))
-    .expect("pod");
-    api.create(&PostParams::default(), &p)
-        .await
-        .expect("create pod");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let status = api.get(name).await.ok().and_then(|p| p.status);
-        if let Some(s) = &status
-            && s.phase.as_deref() == Some("Running")
-            && let Some(ip) = s.pod_ip.as_deref().and_then(|i| i.parse().ok())
-        {
-            return ip;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "pod {name} got no IP from the kubelet: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    ipv4(
+        env.running_pod("default", name, NODE, labels, json!({}))
+            .await,
+    )
 }
 
 /// The pod's network namespace on the node's bridge, with the address the kubelet assigned.
@@ -300,65 +193,16 @@ pub async fn attach_pod(node: &Arc<NodeNet>, ip: Ipv4Addr) -> Arc<PodNet> {
 
 // === the agent ===
 
-/// `podid agent` running inside the node namespace (`ip netns exec`, which execs: the child's pid is the
-/// agent's). Killed when dropped.
-pub struct AgentProc {
-    pub child: tokio::process::Child,
-    pub probe: String,
-    pub metrics: String,
-    pub log: PathBuf,
-}
-
-impl AgentProc {
-    /// Its log so far.
-    pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `/healthz`'s body.
-    pub async fn health(&self) -> String {
-        http("GET", &self.probe, None).await.1
-    }
-
-    /// The value of an unlabelled counter on `/metrics`.
-    pub async fn metric(&self, name: &str) -> f64 {
-        let (_, text) = http("GET", &self.metrics, None).await;
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("metric {name} missing:\n{text}"))
-    }
-
-    /// Token requests the agent answered with `status` (upstream's `aadpodidentity_nmi_operations_duration_seconds`
-    /// histogram counts, summed over namespaces and resources).
-    pub async fn token_requests_with_status(&self, status: u16) -> f64 {
-        let (_, text) = http("GET", &self.metrics, None).await;
-        let prefix = "aadpodidentity_nmi_operations_duration_seconds_count{operation_type=\"/metadata/identity/oauth2/token\"";
-        let code = format!("status_code=\"{status}\"");
-        text.lines()
-            .filter(|l| l.starts_with(prefix) && l.contains(&code))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-
-    /// Still running.
-    pub fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// SIGTERM, then its exit code.
-    pub async fn terminate(&mut self) -> Option<i32> {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status();
-        }
-        tokio::time::timeout(AGENT_STOP_TIMEOUT, self.child.wait())
-            .await
-            .ok()
-            .and_then(|r| r.ok())
-            .and_then(|s| s.code())
-    }
+/// Token requests `agent` answered with `status` (upstream's `aadpodidentity_nmi_operations_duration_seconds`
+/// histogram counts, summed over namespaces and resources).
+pub async fn token_requests_with_status(agent: &AgentProc, status: u16) -> f64 {
+    let (_, text) = http("GET", &agent.metrics, None).await;
+    let prefix = "aadpodidentity_nmi_operations_duration_seconds_count{operation_type=\"/metadata/identity/oauth2/token\"";
+    let code = format!("status_code=\"{status}\"");
+    text.lines()
+        .filter(|l| l.starts_with(prefix) && l.contains(&code))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Starts the agent in the node namespace with the redirect managed (`--iptables manage`, 169.254.169.254:80 to
@@ -371,70 +215,39 @@ pub async fn start_agent(
     extra: &[&str],
     path: Option<&str>,
 ) -> AgentProc {
-    let e = env.azure.endpoints();
-    let imds = e.imds.get(NODE).expect("node IMDS").clone();
-    let ca = e.ca_file.clone().expect("ca file");
     let log = env.dir.path().join(format!("agent-{tag}.log"));
-    let logf = std::fs::File::create(&log).expect("log file");
-    let mut cmd = tokio::process::Command::new(find_tool("ip").expect("ip"));
-    cmd.args([
-        "netns",
-        "exec",
-        node.name(),
-        env!("CARGO_BIN_EXE_podid"),
-        "agent",
-    ])
-    .arg(format!("--kubeconfig={}", env.kubeconfig.display()))
-    .args(["--node", NODE, "--nmi-port", &NMI_PORT.to_string()])
-    .args(["--http-probe-port", "0", "--prometheus-port", "0"])
-    .args(["--admin-bind-address", "127.0.0.1", "--iptables", "manage"])
-    .args(["--metadata-ip", "169.254.169.254", "--metadata-port", "80"])
-    .args(["--cleanup-delay-sec", "0"])
-    .arg(format!("--imds-endpoint={imds}"))
-    .arg(format!("--azure-ca-file={ca}"))
-    .args(extra)
-    .env(
-        "AZURE_ENVIRONMENT_FILEPATH",
-        env.dir.path().join("azurestack.json"),
-    )
-    .env("PODID_LOG", "info,podid_agent=debug,podid_netfilter=debug")
-    .env_remove("FORCENAMESPACED")
-    .env_remove("NODE_NAME")
-    .env_remove("KUBECONFIG")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::from(logf))
-    .kill_on_drop(true);
+    let ip = find_tool("ip").expect("ip");
+    let cmd = ComponentCmd::new(ip, log)
+        .args([
+            OsStr::new("netns"),
+            OsStr::new("exec"),
+            OsStr::new(node.name()),
+        ])
+        .arg(podid_exe())
+        .arg("agent");
+    let mut cmd = env
+        .agent_cmd(cmd, NODE)
+        .args(["--nmi-port", &NMI_PORT.to_string(), "--iptables", "manage"])
+        .args(["--metadata-ip", "169.254.169.254", "--metadata-port", "80"])
+        .args(extra)
+        .env("PODID_LOG", "info,podid_agent=debug,podid_netfilter=debug")
+        .env_remove("KUBECONFIG")
+        .start_timeout(AGENT_START_TIMEOUT);
     for v in PROXY_VARS {
-        cmd.env_remove(v);
+        cmd = cmd.env_remove(v);
     }
     if let Some(p) = path {
-        cmd.env("PATH", p);
+        cmd = cmd.env("PATH", p);
     }
-    let mut child = cmd.spawn().expect("spawn podid agent");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let read = |log: &PathBuf| std::fs::read_to_string(log).unwrap_or_default();
-    let line = tokio::time::timeout(AGENT_START_TIMEOUT, lines.next_line())
-        .await
-        .unwrap_or_else(|_| panic!("agent did not start: {}", read(&log)))
-        .expect("read agent stdout")
-        .unwrap_or_else(|| panic!("agent exited: {}", read(&log)));
+    let agent = cmd.start().await;
     // "podid agent: serving http://ADDR probe http://ADDR/healthz metrics http://ADDR/metrics"
-    let words: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(words.len(), 8, "agent line: {line}");
-    let agent = AgentProc {
-        child,
-        probe: words[5].to_string(),
-        metrics: words[7].to_string(),
-        log,
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let ready = agent.probe.replace("/healthz", "/readyz");
-    eventually("agent ready", WAIT, || {
-        let ready = ready.clone();
-        async move { (http("GET", &ready, None).await.0 == 200).then_some(()) }
-    })
-    .await;
+    assert_eq!(
+        agent.line.split_whitespace().count(),
+        8,
+        "agent line: {}",
+        agent.line
+    );
+    agent.wait_ready(WAIT).await;
     agent
 }
 
@@ -694,11 +507,6 @@ pub fn route_loopback_to_node(pod: &PodNet, bridge: Ipv4Addr) {
 }
 
 // === the Python SDK ===
-
-/// The repository root.
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// The venv interpreter and the client program, or why they cannot run (a skip unless PODID_REQUIRE_CLIENTS=1).
 pub fn python_client(test: &str) -> Option<(PathBuf, PathBuf)> {

@@ -3,15 +3,14 @@
 //! AAIs live in `default` (non-namespaced mode) under `<pod>-<podNamespace>-<identity>`, as the upstream tests
 //! look them up.
 
-mod harness;
 mod newcomer;
 
 use std::time::Duration;
 
-use harness::*;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, Patch, PatchParams};
 use podid_k8s::{AzureIdentity, AzureIdentityBinding};
+use podid_testkit::*;
 use serde_json::json;
 
 const BASE: [&str; 2] = ["aks-agentpool", "id-pre"];

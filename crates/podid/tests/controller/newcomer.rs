@@ -13,7 +13,7 @@ use kube::discovery::ApiResource;
 use podid_k8s::{AzureIdentity, AzureIdentityBinding};
 use serde_json::{Value, json};
 
-use crate::harness::*;
+use podid_testkit::*;
 
 /// Events of one object in `ns`, as (type, reason, message, involvedObject uid).
 async fn events_of(

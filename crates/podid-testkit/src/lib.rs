@@ -1,0 +1,48 @@
+//! podid's one test kit (a dev-dependency of the product crates' tests; podid-bench, a tool, uses it too).
+//!
+//! # Model
+//!
+//! A test talks to a Kubernetes API through a [`kube::Client`] and a kubeconfig path, and to Azure through
+//! azure-sim's endpoints; the kit starts both on free loopback ports ([`Env`]), installs the pod-identity CRDs and
+//! the world's nodes, writes the cloud files a component reads (`azurestack.json`, `azure.json`), and offers:
+//!
+//! - [`world`]: the shared Azure world (identities, scale sets, the controller's app) and its IDs;
+//! - [`objects`]: builders for pods, AzureIdentities, bindings, AzureAssignedIdentities and ServiceAccounts (pure
+//!   JSON to typed objects) and [`Env`] methods that create them;
+//! - [`wait`]: `eventually` and the suites' common timeout;
+//! - [`http`]: a raw HTTP/1.1 client, optionally from a chosen source address (a pod's);
+//! - [`process`]: `podid <component>` as a child process, its first line parsed, its log captured, SIGTERM;
+//! - [`tools`]: prerequisites (tools on PATH or in sbin, skip-or-fail, the repository root).
+//!
+//! # The Kubernetes backend
+//!
+//! Everything but [`KubeBackend`] reaches the API server through the client and the kubeconfig, so a later issue
+//! can add a real kube-apiserver as a second variant; the few things only the simulator can do (persist and
+//! restart) are methods that say so.
+//!
+//! # What may not live here
+//!
+//! Assertions and scenario logic of one suite, and anything a product crate needs at run time: the kit depends on
+//! the simulators, so no product crate may depend on it outside `[dev-dependencies]` (podid-bench excepted).
+
+pub mod agent;
+pub mod env;
+pub mod http;
+pub mod kube_backend;
+pub mod objects;
+pub mod process;
+pub mod tools;
+pub mod wait;
+pub mod world;
+
+pub use env::{Env, EnvBuilder};
+pub use http::{get_from, http, raw_from};
+pub use kube_backend::KubeBackend;
+pub use process::{Component, ComponentCmd, podid_exe};
+pub use wait::{WAIT, eventually};
+pub use world::{APP_ID, APP_SECRET, IDS, MC, SUB, TENANT, client_id, uami_id, world};
+
+/// Installs the process's TLS crypto provider (aws-lc-rs), as `podid`'s `main` does; idempotent.
+pub fn install_crypto() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

@@ -131,7 +131,7 @@ fn load_or_create_key(dir: Option<&std::path::Path>) -> anyhow::Result<keys::Sig
             return keys::SigningKey::from_pkcs8_pem(&pem);
         }
         let k = keys::SigningKey::generate()?;
-        kube_sim::tls::write_private(&p, k.pkcs8_pem.as_bytes())?;
+        sim_tls::write_private(&p, k.pkcs8_pem.as_bytes())?;
         return Ok(k);
     }
     keys::SigningKey::generate()

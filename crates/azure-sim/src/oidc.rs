@@ -59,7 +59,7 @@ impl OidcClient {
     /// A client trusting the PEM CAs in `trust` (at least one).
     pub fn new(trust: &[String], ttl: Duration) -> anyhow::Result<OidcClient> {
         let bundle = trust.join("\n");
-        let tls = kube_sim::tls::client_config(bundle.as_bytes())?;
+        let tls = sim_tls::client_config(bundle.as_bytes())?;
         Ok(OidcClient {
             tls,
             ttl,
@@ -201,7 +201,7 @@ mod tests {
     #[tokio::test]
     async fn refuses_plain_http_and_bad_urls() {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let ca = kube_sim::tls::Ca::generate("t").expect("ca");
+        let ca = sim_tls::Ca::generate("t").expect("ca");
         let c = OidcClient::new(std::slice::from_ref(&ca.cert_pem), Duration::from_secs(60))
             .expect("client");
         assert!(matches!(

@@ -14,9 +14,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use kube_sim::tls::Ca;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use sim_tls::Ca;
 
 const CA_NAME: &str = "azure-sim CA";
 
@@ -52,23 +52,7 @@ pub struct CertSet {
 
 /// Load `<dir>/ca.crt` + `ca.key` when both exist, else generate a CA (and save it when `dir` is set).
 pub fn load_or_create_ca(dir: Option<&Path>) -> anyhow::Result<Ca> {
-    if let Some(d) = dir {
-        let (c, k) = (d.join("ca.crt"), d.join("ca.key"));
-        if c.exists() && k.exists() {
-            let cert =
-                std::fs::read_to_string(&c).with_context(|| format!("read {}", c.display()))?;
-            let key =
-                std::fs::read_to_string(&k).with_context(|| format!("read {}", k.display()))?;
-            return Ca::from_pem(CA_NAME, &cert, &key);
-        }
-    }
-    let ca = Ca::generate(CA_NAME)?;
-    if let Some(d) = dir {
-        std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
-        kube_sim::tls::write_private(&d.join("ca.key"), ca.key_pem.as_bytes())?;
-        kube_sim::tls::write_private(&d.join("ca.crt"), ca.cert_pem.as_bytes())?;
-    }
-    Ok(ca)
+    sim_tls::load_or_create_ca(dir, CA_NAME)
 }
 
 fn certified(

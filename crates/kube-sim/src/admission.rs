@@ -15,9 +15,9 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 
 use crate::Sim;
+use crate::authn::User;
 use crate::error::{ApiError, ApiResult};
 use crate::resources::ResKey;
-use crate::server::User;
 use kube_sim_machinery::labels::LabelSelector;
 
 /// The apiserver's default webhook timeout.

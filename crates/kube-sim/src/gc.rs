@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::Sim;
-use crate::api::{DeleteOpts, delete_object};
 use crate::error::ApiError;
+use crate::registry::{DeleteOpts, delete_object};
 use crate::resources::ResKey;
 
 /// Longest time namespace or foreground cleanup waits for finalizers before giving up for now.
@@ -64,7 +64,7 @@ pub async fn run(sim: Arc<Sim>, mut rx: mpsc::UnboundedReceiver<GcEvent>) {
                 tokio::spawn(async move { foreground(&sim, &uid).await });
             }
             GcEvent::PurgeResource(key) => purge(&sim, &key),
-            GcEvent::NamespaceCreated(ns) => namespace_created(&sim, &ns),
+            GcEvent::NamespaceCreated(ns) => crate::registry::namespace_created(&sim, &ns),
             GcEvent::NamespaceDeleted { name, uid } => {
                 let sim = sim.clone();
                 tokio::spawn(async move { namespace_cleanup(&sim, &name, &uid).await });
@@ -171,7 +171,7 @@ async fn foreground(sim: &Sim, uid: &str) {
         || ApiError::not_found(&r.key.resource, &r.key.group, &r.name),
     );
     if let (Ok((obj, true)), Some(rt)) = (res, sim.registry.read().by_key(&r.key)) {
-        crate::api::finish_write(sim, &rt, None, &obj, true);
+        crate::registry::finish_write(sim, &rt, None, &obj, true);
     }
 }
 
@@ -200,22 +200,6 @@ fn purge(sim: &Sim, key: &ResKey) {
                 uid: meta_str(&obj, "uid").to_string(),
                 orphan: false,
             });
-        }
-    }
-}
-
-/// What kube-controller-manager does for a new namespace: the `default` service account and the
-/// `kube-root-ca.crt` config map.
-pub fn namespace_created(sim: &Sim, ns: &str) {
-    let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}});
-    let ca = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kube-root-ca.crt", "namespace": ns,
-        "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
-        "data": {"ca.crt": crate::persist::ca_pem(sim)}});
-    for obj in [sa, ca] {
-        match crate::api::create_internal(sim, obj) {
-            Ok(_) => {}
-            Err(e) if e.code == 409 => {}
-            Err(e) => tracing::warn!(%ns, error = %e, "could not create namespace defaults"),
         }
     }
 }
@@ -292,6 +276,6 @@ async fn namespace_cleanup(sim: &Sim, ns: &str, uid: &str) {
         || ApiError::not_found("namespaces", "", ns),
     );
     if let (Ok((obj, true)), Some(rt)) = (res, sim.registry.read().get("", "v1", "namespaces")) {
-        crate::api::finish_write(sim, &rt, None, &obj, true);
+        crate::registry::finish_write(sim, &rt, None, &obj, true);
     }
 }

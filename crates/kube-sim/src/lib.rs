@@ -18,18 +18,20 @@
 
 pub mod admission;
 pub mod api;
+pub mod authn;
+pub mod authz;
 pub mod discovery;
 pub mod error;
 pub mod gc;
 pub mod kubelet;
 pub mod meta;
 pub mod persist;
+pub mod registry;
 pub mod resources;
 pub mod reviews;
 pub mod server;
 pub mod store;
 pub mod tls;
-pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,9 +42,10 @@ use parking_lot::RwLock;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch as tokio_watch};
 
+pub use crate::authn::User;
 pub use crate::error::{ApiError, ApiResult};
 use crate::resources::{Registry, ResKey};
-pub use crate::server::{Config, User};
+pub use crate::server::Config;
 use crate::store::Store;
 
 /// Name of the admin user the admin token authenticates as.
@@ -246,7 +249,7 @@ pub async fn start(config: Config) -> anyhow::Result<Handle> {
 fn bootstrap(sim: &Sim) -> anyhow::Result<()> {
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-        api::create_internal(sim, obj)
+        registry::create_internal(sim, obj)
             .map_err(|e| anyhow::anyhow!("bootstrap namespace {ns}: {e}"))?;
     }
     let discovery_paths = json!([
@@ -294,7 +297,7 @@ fn bootstrap(sim: &Sim) -> anyhow::Result<()> {
                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:masters"}]}),
     ];
     for o in objs {
-        api::create_internal(sim, o).map_err(|e| anyhow::anyhow!("bootstrap RBAC: {e}"))?;
+        registry::create_internal(sim, o).map_err(|e| anyhow::anyhow!("bootstrap RBAC: {e}"))?;
     }
     Ok(())
 }
@@ -303,130 +306,6 @@ impl Sim {
     /// Storage key for a kind's resource (`Pod` -> pods).
     pub fn key_of(&self, group: &str, resource: &str) -> ResKey {
         ResKey::new(group, resource)
-    }
-
-    /// Authenticate a request from its `Authorization` header.
-    pub fn authenticate(&self, headers: &http::HeaderMap) -> ApiResult<User> {
-        let Some(auth) = headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-        else {
-            return Ok(User::anonymous());
-        };
-        let Some(token) = auth
-            .strip_prefix("Bearer ")
-            .or_else(|| auth.strip_prefix("bearer "))
-            .map(str::trim)
-        else {
-            return Err(ApiError::unauthorized());
-        };
-        if !token.is_empty() && constant_time_eq(token.as_bytes(), self.admin_token.as_bytes()) {
-            return Ok(User {
-                name: ADMIN_USER.into(),
-                uid: String::new(),
-                groups: vec!["system:masters".into(), "system:authenticated".into()],
-                extra: Default::default(),
-            });
-        }
-        match reviews::review_token(self, token, &[]) {
-            Ok((user, _)) => Ok(user),
-            Err(_) => Err(ApiError::unauthorized()),
-        }
-    }
-
-    /// Apply `Impersonate-*` headers when the caller may impersonate.
-    pub fn impersonate(&self, user: User, headers: &http::HeaderMap) -> ApiResult<User> {
-        let Some(target) = headers
-            .get("impersonate-user")
-            .and_then(|v| v.to_str().ok())
-        else {
-            let others: Vec<&str> = headers
-                .keys()
-                .map(|k| k.as_str())
-                .filter(|k| {
-                    *k == "impersonate-group"
-                        || *k == "impersonate-uid"
-                        || k.starts_with("impersonate-extra-")
-                })
-                .collect();
-            if !others.is_empty() {
-                return Err(ApiError::bad_request(format!(
-                    "requested {others:?} without impersonating a user"
-                )));
-            }
-            return Ok(user);
-        };
-        let groups: Vec<String> = headers
-            .get_all("impersonate-group")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(str::to_string)
-            .collect();
-        let check_in = |group: &str,
-                        resource: &str,
-                        sub: Option<&str>,
-                        name: &str,
-                        ns: Option<&str>|
-         -> ApiResult<()> {
-            let attrs = api::Attrs::resource("impersonate", group, resource, sub, ns, Some(name));
-            if api::authorize(self, &user, &attrs).0 {
-                Ok(())
-            } else {
-                Err(ApiError::forbidden(attrs.forbidden_message(&user.name)))
-            }
-        };
-        let check =
-            |resource: &str, name: &str, ns: Option<&str>| check_in("", resource, None, name, ns);
-        let mut out_groups = groups.clone();
-        if let Some(rest) = target.strip_prefix("system:serviceaccount:") {
-            let (ns, name) = rest.split_once(':').unwrap_or(("", rest));
-            check("serviceaccounts", name, Some(ns))?;
-            if groups.is_empty() {
-                out_groups = vec![
-                    "system:serviceaccounts".into(),
-                    format!("system:serviceaccounts:{ns}"),
-                ];
-            }
-        } else {
-            check("users", target, None)?;
-        }
-        for g in &groups {
-            check("groups", g, None)?;
-        }
-        if target != "system:anonymous" && !out_groups.iter().any(|g| g == "system:authenticated") {
-            out_groups.push("system:authenticated".into());
-        }
-        let mut extra = std::collections::BTreeMap::new();
-        for (name, value) in headers {
-            if let Some(key) = name.as_str().strip_prefix("impersonate-extra-")
-                && let Ok(v) = value.to_str()
-            {
-                extra
-                    .entry(key.to_string())
-                    .or_insert_with(Vec::new)
-                    .push(v.to_string());
-            }
-        }
-        // Extras and uid are authorised separately, as the apiserver does (group authentication.k8s.io).
-        for (key, values) in &extra {
-            for v in values {
-                check_in("authentication.k8s.io", "userextras", Some(key), v, None)?;
-            }
-        }
-        let uid = headers
-            .get("impersonate-uid")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        if !uid.is_empty() {
-            check_in("authentication.k8s.io", "uids", None, &uid, None)?;
-        }
-        Ok(User {
-            name: target.to_string(),
-            uid,
-            groups: out_groups,
-            extra,
-        })
     }
 
     /// Look up an object as JSON.
@@ -439,8 +318,4 @@ impl Sim {
     ) -> Option<Arc<Value>> {
         self.store.get(&ResKey::new(group, resource), ns, name)
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

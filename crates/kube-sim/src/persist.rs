@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::Sim;
 use crate::resources::ResKey;
-use crate::tls::{Ca, write_private};
+use sim_tls::{Ca, write_private};
 
 const STATE_FILE: &str = "state.json";
 const CA_NAME: &str = "kube-sim-ca";
@@ -21,21 +21,7 @@ const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The serving CA: loaded from `dir` when present there, otherwise generated (and saved when `dir` is set).
 pub fn load_or_create_ca(dir: Option<&Path>) -> anyhow::Result<Ca> {
-    if let Some(dir) = dir {
-        let (c, k) = (dir.join("ca.crt"), dir.join("ca.key"));
-        if c.exists() && k.exists() {
-            let cert =
-                std::fs::read_to_string(&c).with_context(|| format!("read {}", c.display()))?;
-            let key =
-                std::fs::read_to_string(&k).with_context(|| format!("read {}", k.display()))?;
-            return Ca::from_pem(CA_NAME, &cert, &key);
-        }
-        let ca = Ca::generate(CA_NAME)?;
-        write_private(&k, ca.key_pem.as_bytes())?;
-        write_private(&c, ca.cert_pem.as_bytes())?;
-        return Ok(ca);
-    }
-    Ca::generate(CA_NAME)
+    sim_tls::load_or_create_ca(dir, CA_NAME)
 }
 
 /// The service-account signer: `sa.key` (PKCS#8 DER) in `dir`, or a new key.
@@ -222,7 +208,7 @@ pub async fn seed_file(sim: &Arc<Sim>, path: &Path) -> anyhow::Result<()> {
     for obj in objs {
         let kind = crate::meta::str_at(&obj, "/kind").to_string();
         let name = crate::meta::str_at(&obj, "/metadata/name").to_string();
-        match crate::api::create_internal(sim, obj) {
+        match crate::registry::create_internal(sim, obj) {
             Ok(_) => {}
             Err(e) if e.code == 409 => {}
             Err(e) => anyhow::bail!("{kind} {name}: {}", e.message),

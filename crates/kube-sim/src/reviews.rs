@@ -1,98 +1,17 @@
 //! The identity APIs: TokenRequest (`serviceaccounts/token`), TokenReview, SubjectAccessReview and its
-//! self / local variants, SelfSubjectRulesReview, SelfSubjectReview; and the RBAC decision used to authorise
-//! every request. The decisions themselves are in `kube-sim-auth`; this module feeds them live objects.
-
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+//! self / local variants, SelfSubjectRulesReview, SelfSubjectReview. The decisions themselves are in
+//! `kube-sim-auth`; this module feeds them live objects (the RBAC snapshot comes from [`crate::authz`]).
 
 use serde_json::{Value, json};
 
 use crate::Sim;
-use crate::api::Attrs;
+use crate::authn::User;
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::resources::{ResKey, ResourceType};
-use crate::server::User;
 use kube_sim_auth::token::{BoundObject, BoundObjectKind, ObjectRef};
 use kube_sim_auth::{
-    AuthError, ObjectLookup, ObjectState, ReviewError, ReviewedToken, StaticRbac,
-    TokenRequestInput, UserInfo,
+    AuthError, ObjectLookup, ObjectState, ReviewError, ReviewedToken, TokenRequestInput,
 };
-
-const RBAC_KINDS: &[&str] = &[
-    "roles",
-    "clusterroles",
-    "rolebindings",
-    "clusterrolebindings",
-];
-
-fn user_info(u: &User) -> UserInfo {
-    UserInfo {
-        username: u.name.clone(),
-        uid: u.uid.clone(),
-        groups: u.groups.clone(),
-        extra: u.extra.clone(),
-    }
-}
-
-fn to_user(u: &UserInfo) -> User {
-    User {
-        name: u.username.clone(),
-        uid: u.uid.clone(),
-        groups: u.groups.clone(),
-        extra: u.extra.clone(),
-    }
-}
-
-/// The RBAC objects, rebuilt only when one of them changed.
-fn rbac_snapshot(sim: &Sim) -> Arc<StaticRbac> {
-    let generation = sim.rbac_generation.load(Ordering::SeqCst);
-    if let Some((g, snap)) = sim.rbac_cache.read().as_ref()
-        && *g == generation
-    {
-        return snap.clone();
-    }
-    let mut objs = Vec::new();
-    for r in RBAC_KINDS {
-        let (items, _, _) = sim.store.list(
-            &ResKey::new("rbac.authorization.k8s.io", r),
-            None,
-            None,
-            None,
-            None,
-            &|_| true,
-        );
-        objs.extend(items.iter().map(|o| (**o).clone()));
-    }
-    let snap = Arc::new(StaticRbac::from_objects(objs));
-    *sim.rbac_cache.write() = Some((generation, snap.clone()));
-    snap
-}
-
-fn auth_attrs(user: UserInfo, a: &Attrs) -> kube_sim_auth::Attributes {
-    if a.resource_request {
-        kube_sim_auth::Attributes::resource(
-            user,
-            kube_sim_auth::ResourceAttributes {
-                verb: a.verb.clone(),
-                namespace: a.namespace.clone().unwrap_or_default(),
-                group: a.group.clone(),
-                version: String::new(),
-                resource: a.resource.clone(),
-                subresource: a.subresource.clone().unwrap_or_default(),
-                name: a.name.clone().unwrap_or_default(),
-            },
-        )
-    } else {
-        kube_sim_auth::Attributes::non_resource(user, a.path.clone(), a.verb.clone())
-    }
-}
-
-/// RBAC decision for a request: (allowed, reason).
-pub fn rbac_decision(sim: &Sim, user: &User, attrs: &Attrs) -> (bool, String) {
-    let snap = rbac_snapshot(sim);
-    let d = kube_sim_auth::authorize(&auth_attrs(user_info(user), attrs), snap.as_ref());
-    (d.allowed, d.reason)
-}
 
 struct StoreLookup<'a>(&'a Sim);
 
@@ -141,7 +60,7 @@ pub fn review_token(
         &api_audiences(sim),
         &StoreLookup(sim),
     )?;
-    Ok((to_user(&reviewed.user), reviewed))
+    Ok((User::from_user_info(&reviewed.user), reviewed))
 }
 
 fn auth_err(kind: &str, group: &str, name: &str, e: AuthError) -> ApiError {
@@ -245,21 +164,21 @@ pub fn handle_review(
                     )));
                 }
             }
-            let d = kube_sim_auth::authorize(&attrs, rbac_snapshot(sim).as_ref());
+            let d = kube_sim_auth::authorize(&attrs, crate::authz::rbac_snapshot(sim).as_ref());
             Ok(review_object(&rt.kind, &av, &body, d.to_status()))
         }
         "selfsubjectaccessreviews" => {
-            let attrs = kube_sim_auth::Attributes::from_self_sar_spec(&spec, &user_info(user))
+            let attrs = kube_sim_auth::Attributes::from_self_sar_spec(&spec, &user.user_info())
                 .map_err(|e| auth_err(&rt.kind, &rt.group, "", e))?;
-            let d = kube_sim_auth::authorize(&attrs, rbac_snapshot(sim).as_ref());
+            let d = kube_sim_auth::authorize(&attrs, crate::authz::rbac_snapshot(sim).as_ref());
             Ok(review_object(&rt.kind, &av, &body, d.to_status()))
         }
         "selfsubjectrulesreviews" => {
             let namespace = spec.get("namespace").and_then(Value::as_str).unwrap_or("");
             let r = kube_sim_auth::rules_review(
-                &user_info(user),
+                &user.user_info(),
                 namespace,
-                rbac_snapshot(sim).as_ref(),
+                crate::authz::rbac_snapshot(sim).as_ref(),
             );
             Ok(review_object(&rt.kind, &av, &body, r.to_status()))
         }

@@ -10,11 +10,12 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::Sim;
+use crate::authn::User;
 use crate::error::{ApiError, ApiResult};
 
 /// Response body type used everywhere.
@@ -53,53 +54,6 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
         r.headers_mut().insert(header::RETRY_AFTER, h);
     }
     r
-}
-
-/// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    /// Username.
-    pub name: String,
-    /// Uid.
-    pub uid: String,
-    /// Groups (always includes `system:authenticated` for authenticated users).
-    pub groups: Vec<String>,
-    /// Extra attributes.
-    pub extra: std::collections::BTreeMap<String, Vec<String>>,
-}
-
-impl User {
-    /// Anonymous caller.
-    pub fn anonymous() -> Self {
-        User {
-            name: "system:anonymous".into(),
-            uid: String::new(),
-            groups: vec!["system:unauthenticated".into()],
-            extra: Default::default(),
-        }
-    }
-
-    /// Whether the user is authenticated.
-    pub fn authenticated(&self) -> bool {
-        self.groups.iter().any(|g| g == "system:authenticated")
-    }
-
-    /// Whether the user belongs to `system:masters`.
-    pub fn is_master(&self) -> bool {
-        self.groups.iter().any(|g| g == "system:masters")
-    }
-
-    /// UserInfo JSON as authentication.k8s.io/v1 spells it.
-    pub fn to_json(&self) -> Value {
-        let mut v = json!({"username": self.name, "groups": self.groups});
-        if !self.uid.is_empty() {
-            v["uid"] = json!(self.uid);
-        }
-        if !self.extra.is_empty() {
-            v["extra"] = json!(self.extra);
-        }
-        v
-    }
 }
 
 /// A parsed resource request path.

@@ -312,7 +312,7 @@ impl Sim {
     pub(crate) fn write_endpoints(&self, e: &Endpoints) {
         if let Some(dir) = &self.config.dir {
             let text = serde_json::to_vec_pretty(e).unwrap_or_default();
-            if let Err(err) = kube_sim::tls::write_private(&dir.join("endpoints.json"), &text) {
+            if let Err(err) = sim_tls::write_private(&dir.join("endpoints.json"), &text) {
                 tracing::warn!(error = %err, "could not write endpoints.json");
             }
         }

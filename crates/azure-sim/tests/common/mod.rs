@@ -97,7 +97,7 @@ pub async fn send_with(
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| e.to_string())?;
     let resp = if https {
-        let cfg = kube_sim::tls::client_config(ca_pem.as_bytes()).map_err(|e| e.to_string())?;
+        let cfg = sim_tls::client_config(ca_pem.as_bytes()).map_err(|e| e.to_string())?;
         let name = rustls_pki_types::ServerName::try_from(sni.unwrap_or(&host).to_string())
             .map_err(|e| e.to_string())?;
         let tls = tokio_rustls::TlsConnector::from(cfg)
@@ -370,11 +370,11 @@ pub struct FakeIssuer {
 impl FakeIssuer {
     pub async fn start() -> FakeIssuer {
         install_crypto();
-        let ca = kube_sim::tls::Ca::generate("fake issuer CA").expect("ca");
+        let ca = sim_tls::Ca::generate("fake issuer CA").expect("ca");
         let cert = ca
             .issue("issuer", &["localhost".into(), "127.0.0.1".into()])
             .expect("cert");
-        let tls = kube_sim::tls::server_config(&cert).expect("tls");
+        let tls = sim_tls::server_config(&cert).expect("tls");
         let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("rsa");
         let kid = "fake-kid-1".to_string();
         let jwks = json!({"keys": [serde_json::to_value(azure_sim::jwt::rsa_jwk(&key, &kid)).expect("jwk")]});

@@ -1,0 +1,30 @@
+//! Create: validation and completion in the registry, mutating admission for pods, then the store write.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::{dry_run, strict_of};
+use crate::Sim;
+use crate::error::ApiResult;
+use crate::registry;
+use crate::resources::ResourceType;
+use crate::server::Ctx;
+
+pub(crate) async fn create(
+    sim: &Arc<Sim>,
+    ctx: &Ctx,
+    rt: &Arc<ResourceType>,
+    ns: Option<&str>,
+    body: Value,
+) -> ApiResult<Arc<Value>> {
+    let mut obj = registry::prepare_create(sim, rt, ns, body, strict_of(ctx))?;
+    if rt.group.is_empty() && rt.resource == "pods" {
+        obj = crate::admission::admit_pod_create(sim, &ctx.user, obj, dry_run(ctx)).await?;
+        registry::defaults::after_admission(sim, rt, &mut obj)?;
+    }
+    if dry_run(ctx) {
+        return Ok(Arc::new(obj));
+    }
+    registry::store_create(sim, rt, obj)
+}

@@ -1,0 +1,427 @@
+//! Kind-specific behaviour on create and update: what the apiserver's registry strategies and the default
+//! admission plugins (NamespaceLifecycle, ServiceAccount) do.
+
+use serde_json::{Value, json};
+
+use crate::Sim;
+use crate::error::{ApiError, ApiResult, Cause};
+use crate::resources::{ResKey, ResourceType};
+
+/// Projected token lifetime the ServiceAccount admission plugin requests (the apiserver's 3607 s).
+const KUBE_API_ACCESS_TOKEN_SECONDS: i64 = 3607;
+
+/// Defaults applied when an object is created.
+pub fn on_create(sim: &Sim, rt: &ResourceType, obj: &mut Value) -> ApiResult<()> {
+    if !rt.group.is_empty() {
+        if rt.group == "apiextensions.k8s.io" && rt.resource == "customresourcedefinitions" {
+            crd_status(obj)?;
+        }
+        return Ok(());
+    }
+    match rt.resource.as_str() {
+        "namespaces" => {
+            let name = crate::meta::str_at(obj, "/metadata/name").to_string();
+            if obj
+                .get("spec")
+                .is_some_and(|s| !s.is_object() && !s.is_null())
+            {
+                return Err(ApiError::invalid(
+                    "Namespace",
+                    "",
+                    &name,
+                    vec![Cause {
+                        reason: "FieldValueInvalid".into(),
+                        message: "spec: Invalid value: must be an object".into(),
+                        field: "spec".into(),
+                    }],
+                ));
+            }
+            obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
+            obj["spec"]["finalizers"] = json!(["kubernetes"]);
+            obj["status"] = json!({"phase": "Active"});
+        }
+        "secrets" => {
+            if obj.get("type").is_none_or(Value::is_null) {
+                obj["type"] = json!("Opaque");
+            }
+            for field in ["data", "stringData"] {
+                if obj
+                    .get(field)
+                    .is_some_and(|d| !d.is_object() && !d.is_null())
+                {
+                    let name = crate::meta::meta_str(obj, "name").to_string();
+                    return Err(ApiError::invalid(
+                        "Secret",
+                        "",
+                        &name,
+                        vec![Cause {
+                            reason: "FieldValueInvalid".into(),
+                            message: format!("{field}: Invalid value: must be a map of strings"),
+                            field: field.into(),
+                        }],
+                    ));
+                }
+            }
+            if let Some(Value::Object(string_data)) =
+                obj.as_object_mut().and_then(|o| o.remove("stringData"))
+            {
+                use base64::Engine;
+                for (k, v) in string_data {
+                    let s = v.as_str().unwrap_or_default();
+                    obj["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(s));
+                }
+            }
+        }
+        "pods" => pod_defaults(sim, obj)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+fn crd_status(obj: &mut Value) -> ApiResult<()> {
+    let name = crate::meta::str_at(obj, "/metadata/name").to_string();
+    let types = crate::resources::crd_types(obj).map_err(|msg| {
+        ApiError::invalid(
+            "CustomResourceDefinition",
+            "apiextensions.k8s.io",
+            &name,
+            vec![Cause {
+                reason: "FieldValueInvalid".into(),
+                message: msg,
+                field: "spec".into(),
+            }],
+        )
+    })?;
+    let _ = types;
+    let now = crate::meta::now_rfc3339();
+    let storage: Vec<Value> = obj
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .map(|vs| {
+            vs.iter()
+                .filter(|v| v.get("storage") == Some(&json!(true)))
+                .filter_map(|v| v.get("name").cloned())
+                .collect()
+        })
+        .unwrap_or_default();
+    obj["status"] = json!({
+        "acceptedNames": obj.pointer("/spec/names").cloned().unwrap_or(json!({})),
+        "conditions": [
+            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": now},
+            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": now}
+        ],
+        "storedVersions": storage
+    });
+    Ok(())
+}
+
+fn pod_defaults(sim: &Sim, obj: &mut Value) -> ApiResult<()> {
+    let pod_name = crate::meta::str_at(obj, "/metadata/name").to_string();
+    let spec = obj
+        .get_mut("spec")
+        .filter(|s| s.is_object())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "Pod",
+                "",
+                &pod_name,
+                vec![Cause {
+                    reason: "FieldValueRequired".into(),
+                    message: "spec: Required value".into(),
+                    field: "spec".into(),
+                }],
+            )
+        })?;
+    let defaults = [
+        ("restartPolicy", json!("Always")),
+        ("dnsPolicy", json!("ClusterFirst")),
+        ("schedulerName", json!("default-scheduler")),
+        ("terminationGracePeriodSeconds", json!(30)),
+        ("securityContext", json!({})),
+        ("enableServiceLinks", json!(true)),
+        ("priority", json!(0)),
+        ("preemptionPolicy", json!("PreemptLowerPriority")),
+    ];
+    for (k, v) in defaults {
+        if spec.get(k).is_none_or(Value::is_null) {
+            spec[k] = v;
+        }
+    }
+    let sa = spec
+        .get("serviceAccountName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            spec.get("serviceAccount")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or("default")
+        .to_string();
+    spec["serviceAccountName"] = json!(sa);
+    spec["serviceAccount"] = json!(sa);
+    let containers_ok = spec
+        .get("containers")
+        .and_then(Value::as_array)
+        .is_some_and(|c| !c.is_empty());
+    let name = crate::meta::str_at(obj, "/metadata/name").to_string();
+    if !containers_ok {
+        return Err(ApiError::invalid(
+            "Pod",
+            "",
+            &name,
+            vec![Cause {
+                reason: "FieldValueRequired".into(),
+                message: "spec.containers: Required value".into(),
+                field: "spec.containers".into(),
+            }],
+        ));
+    }
+    for list in ["containers", "initContainers"] {
+        if let Some(cs) = obj["spec"].get_mut(list).and_then(Value::as_array_mut) {
+            for (i, c) in cs.iter_mut().enumerate() {
+                if !c.is_object() {
+                    return Err(ApiError::invalid(
+                        "Pod",
+                        "",
+                        &name,
+                        vec![Cause {
+                            reason: "FieldValueInvalid".into(),
+                            message: format!("spec.{list}[{i}]: Invalid value: must be an object"),
+                            field: format!("spec.{list}[{i}]"),
+                        }],
+                    ));
+                }
+                if c.get("name")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    return Err(ApiError::invalid(
+                        "Pod",
+                        "",
+                        &name,
+                        vec![Cause {
+                            reason: "FieldValueRequired".into(),
+                            message: format!("spec.{list}[{i}].name: Required value"),
+                            field: format!("spec.{list}[{i}].name"),
+                        }],
+                    ));
+                }
+                let image = c
+                    .get("image")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                if c.get("imagePullPolicy").is_none() {
+                    let latest = !image.contains(':') || image.ends_with(":latest");
+                    c["imagePullPolicy"] = json!(if latest { "Always" } else { "IfNotPresent" });
+                }
+                if c.get("terminationMessagePath").is_none() {
+                    c["terminationMessagePath"] = json!("/dev/termination-log");
+                }
+                if c.get("terminationMessagePolicy").is_none() {
+                    c["terminationMessagePolicy"] = json!("File");
+                }
+                if c.get("resources").is_none() {
+                    c["resources"] = json!({});
+                }
+            }
+        }
+    }
+    let _ = sim;
+    let causes = projected_path_causes(obj);
+    if !causes.is_empty() {
+        return Err(ApiError::invalid("Pod", "", &name, causes));
+    }
+    obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+    Ok(())
+}
+
+/// Projected-volume paths must be relative and must not contain `..` (the apiserver's validation; the kubelet
+/// enforces it again before writing).
+fn projected_path_causes(pod: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let volumes = pod
+        .pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for (i, vol) in volumes.iter().enumerate() {
+        let Some(sources) = vol.pointer("/projected/sources").and_then(Value::as_array) else {
+            continue;
+        };
+        for (j, src) in sources.iter().enumerate() {
+            let mut paths: Vec<(String, &str)> = Vec::new();
+            if let Some(p) = src
+                .pointer("/serviceAccountToken/path")
+                .and_then(Value::as_str)
+            {
+                paths.push(("serviceAccountToken.path".into(), p));
+            }
+            for kind in ["configMap", "secret", "downwardAPI"] {
+                if let Some(items) = src
+                    .get(kind)
+                    .and_then(|k| k.get("items"))
+                    .and_then(Value::as_array)
+                {
+                    for (n, item) in items.iter().enumerate() {
+                        if let Some(p) = item.get("path").and_then(Value::as_str) {
+                            paths.push((format!("{kind}.items[{n}].path"), p));
+                        }
+                    }
+                }
+            }
+            for (field, p) in paths {
+                if !crate::kubelet::safe_relative_path(p) {
+                    let field = format!("spec.volumes[{i}].projected.sources[{j}].{field}");
+                    causes.push(Cause {
+                        reason: "FieldValueInvalid".into(),
+                        message: format!(
+                            "{field}: Invalid value: \"{p}\": must be a relative path without '..'"
+                        ),
+                        field,
+                    });
+                }
+            }
+        }
+    }
+    causes
+}
+
+/// What the ServiceAccount admission plugin does after mutating webhooks ran: the service account must exist,
+/// and unless automount is off, a `kube-api-access-*` projected volume is added and mounted in every container.
+pub fn after_admission(sim: &Sim, rt: &ResourceType, obj: &mut Value) -> ApiResult<()> {
+    if !(rt.group.is_empty() && rt.resource == "pods") {
+        return Ok(());
+    }
+    let ns = crate::meta::str_at(obj, "/metadata/namespace").to_string();
+    let name = crate::meta::str_at(obj, "/metadata/name").to_string();
+    let sa_name = obj
+        .pointer("/spec/serviceAccountName")
+        .and_then(Value::as_str)
+        .unwrap_or("default")
+        .to_string();
+    let Some(sa) = sim
+        .store
+        .get(&ResKey::new("", "serviceaccounts"), &ns, &sa_name)
+    else {
+        return Err(ApiError::forbidden(format!(
+            "pods \"{name}\" is forbidden: error looking up service account {ns}/{sa_name}: serviceaccount \"{sa_name}\" not found"
+        )));
+    };
+    let automount = obj
+        .pointer("/spec/automountServiceAccountToken")
+        .and_then(Value::as_bool)
+        .or_else(|| {
+            sa.get("automountServiceAccountToken")
+                .and_then(Value::as_bool)
+        })
+        .unwrap_or(true);
+    if !automount {
+        return Ok(());
+    }
+    let mount_path = "/var/run/secrets/kubernetes.io/serviceaccount";
+    let already = obj["spec"]["containers"].as_array().is_some_and(|cs| {
+        cs.iter().any(|c| {
+            c["volumeMounts"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|vm| vm["mountPath"] == mount_path))
+        })
+    });
+    if already {
+        return Ok(());
+    }
+    let vol_name = crate::meta::generate_name("kube-api-access-");
+    let volume = json!({
+        "name": vol_name,
+        "projected": {
+            "defaultMode": 420,
+            "sources": [
+                {"serviceAccountToken": {"expirationSeconds": KUBE_API_ACCESS_TOKEN_SECONDS, "path": "token"}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
+            ]
+        }
+    });
+    match obj["spec"].get_mut("volumes").and_then(Value::as_array_mut) {
+        Some(v) => v.push(volume),
+        None => obj["spec"]["volumes"] = json!([volume]),
+    }
+    for list in ["containers", "initContainers"] {
+        if let Some(cs) = obj["spec"].get_mut(list).and_then(Value::as_array_mut) {
+            for c in cs {
+                let vm = json!({"name": vol_name, "readOnly": true, "mountPath": mount_path});
+                match c.get_mut("volumeMounts").and_then(Value::as_array_mut) {
+                    Some(m) => m.push(vm),
+                    None => c["volumeMounts"] = json!([vm]),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The apiserver forbids most pod spec changes after creation; these are the fields that may change.
+pub fn pod_update_causes(cur: &Value, next: &Value) -> Vec<Cause> {
+    let strip = |v: &Value| -> Value {
+        let mut s = v.get("spec").cloned().unwrap_or(Value::Null);
+        if let Some(o) = s.as_object_mut() {
+            o.remove("activeDeadlineSeconds");
+            o.remove("tolerations");
+            o.remove("terminationGracePeriodSeconds");
+            for list in ["containers", "initContainers"] {
+                if let Some(cs) = o.get_mut(list).and_then(Value::as_array_mut) {
+                    for c in cs {
+                        if let Some(c) = c.as_object_mut() {
+                            c.remove("image");
+                        }
+                    }
+                }
+            }
+        }
+        s
+    };
+    if strip(cur) == strip(next) {
+        return Vec::new();
+    }
+    // nodeName may be set once (binding), never changed.
+    let cur_node = crate::meta::str_at(cur, "/spec/nodeName");
+    let mut a = strip(cur);
+    let mut b = strip(next);
+    if cur_node.is_empty() {
+        if let Some(o) = a.as_object_mut() {
+            o.remove("nodeName");
+        }
+        if let Some(o) = b.as_object_mut() {
+            o.remove("nodeName");
+        }
+        if a == b {
+            return Vec::new();
+        }
+    }
+    vec![Cause {
+        reason: "FieldValueForbidden".into(),
+        message: "spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)".into(),
+        field: "spec".into(),
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_spec_is_mostly_immutable() {
+        let cur = json!({"spec": {"containers": [{"name": "a", "image": "x:1"}]}});
+        let img = json!({"spec": {"containers": [{"name": "a", "image": "x:2"}]}});
+        assert!(pod_update_causes(&cur, &img).is_empty());
+        let env = json!({"spec": {"containers": [{"name": "a", "image": "x:1", "env": [{"name": "A"}]}]}});
+        assert_eq!(pod_update_causes(&cur, &env).len(), 1);
+        let bound =
+            json!({"spec": {"nodeName": "n1", "containers": [{"name": "a", "image": "x:1"}]}});
+        assert!(pod_update_causes(&cur, &bound).is_empty());
+        let moved =
+            json!({"spec": {"nodeName": "n2", "containers": [{"name": "a", "image": "x:1"}]}});
+        assert_eq!(pod_update_causes(&bound, &moved).len(), 1);
+    }
+}

@@ -9,9 +9,12 @@
 //! IP and writes their projected service-account tokens.
 //!
 //! Layout: pure decisions live in sibling crates (`kube-sim-machinery` for selectors and patches,
-//! `kube-sim-auth` for RBAC and tokens, `kube-sim-schema` for CRD schemas and tables); this crate owns the IO:
-//! [`store`] (objects, versions, change log), [`server`] (HTTP, authentication), [`api`] (verbs), [`watch`],
-//! [`admission`], [`kubelet`], [`gc`] and [`persist`].
+//! `kube-sim-auth` for RBAC and tokens, `kube-sim-schema` for CRD schemas and tables) and certificates in
+//! `sim-tls`; this crate owns the IO, in layers that call only downward: [`server`] (HTTP) -> [`api`] (the verbs,
+//! one module per family) -> [`registry`] (writes and after-write hooks, no HTTP type) -> [`store`] (objects,
+//! versions, change log, watch fan-out). Beside them: [`authn`] (who is calling), [`authz`] (RBAC),
+//! [`admission`], [`reviews`], and the background controllers [`gc`], [`kubelet`] and [`persist`], which write
+//! through the registry and never call the verbs.
 //!
 //! Start one with [`start`]; the returned [`Handle`] tells the URL, the CA and the admin token, and stops the
 //! server when dropped or when [`Handle::shutdown`] is called.

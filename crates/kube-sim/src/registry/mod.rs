@@ -5,13 +5,15 @@
 //! type, so the verb layer ([`crate::api`]) and the background controllers ([`crate::gc`], [`crate::persist`],
 //! [`crate::kubelet`], bootstrap in [`crate::start`]) write through the same path:
 //!
-//! - [`create`]: validate and complete a new object (type meta, namespace, name, generateName, uid, schema of
+//! - [`create`](mod@create): validate and complete a new object (type meta, namespace, name, generateName, uid, schema of
 //!   custom resources, defaults), then store it;
-//! - [`update`]: the object an update or patch produces from the stored one (immutable metadata kept, status
+//! - [`update`](mod@update): the object an update or patch produces from the stored one (immutable metadata kept, status
 //!   and main resource apart, generation bumped on spec changes, no new finalizers while deleting);
-//! - [`delete`]: preconditions, finalizers, Foreground/Background/Orphan propagation, namespace Terminating;
+//! - [`delete`](mod@delete): preconditions, finalizers, Foreground/Background/Orphan propagation, namespace Terminating;
 //! - the after-write hooks ([`after_write`], [`finish_write`]): garbage-collector events, the RBAC generation,
 //!   CRD (un)registration, a new namespace's defaults. Watch fan-out and the change log are the store's own.
+//!
+//! (Not to be confused with [`Sim::registry`](crate::Sim::registry), the table of served resource types.)
 //!
 //! May call: `store`, `resources`, `meta`, `error`, the pure sibling crates, and send [`crate::gc::GcEvent`]s
 //! (a channel, never a call into the controllers). May not call: `api`, `server`, `admission`, `reviews`.

@@ -160,9 +160,8 @@ pub struct AgentArgs {
     pub logtostderr: bool,
 
     // --- podid's own ---
-    /// Path to a kubeconfig; in-cluster configuration when empty.
-    #[arg(long, env = "KUBECONFIG", default_value = "")]
-    pub kubeconfig: String,
+    #[command(flatten)]
+    pub kube: podid_runtime::kube::KubeArgs,
     /// Where the agent itself gets IMDS tokens and proxies other paths (default http://METADATA-IP:METADATA-PORT;
     /// the agent's own traffic is not redirected because it leaves through OUTPUT, not PREROUTING).
     #[arg(long = "imds-endpoint", default_value = "")]
@@ -251,12 +250,7 @@ impl AgentArgs {
     /// The user agent sent to the API server and Azure.
     #[must_use]
     pub fn user_agent(&self) -> String {
-        let mut ua = format!("aad-pod-identity/NMI/podid-{}", env!("CARGO_PKG_VERSION"));
-        if !self.custom_user_agent.is_empty() {
-            ua.push(' ');
-            ua.push_str(&self.custom_user_agent);
-        }
-        ua
+        podid_runtime::kube::user_agent("NMI", &self.custom_user_agent)
     }
 
     /// Where the agent's own IMDS calls and proxied requests go.

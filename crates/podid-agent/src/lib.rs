@@ -44,27 +44,6 @@ use state::Shared;
 /// Upstream's fatal message on kubenet.
 pub const KUBENET_MESSAGE: &str = "AAD Pod Identity is not supported for Kubenet. Review https://azure.github.io/aad-pod-identity/docs/configure/aad_pod_identity_on_kubenet/ for more details.";
 
-async fn kube_client(args: &AgentArgs) -> anyhow::Result<kube::Client> {
-    let mut cfg = if args.kubeconfig.is_empty() {
-        kube::Config::infer()
-            .await
-            .context("no kubeconfig and no in-cluster configuration")?
-    } else {
-        let kc = kube::config::Kubeconfig::read_from(&args.kubeconfig)
-            .with_context(|| format!("read --kubeconfig {}", args.kubeconfig))?;
-        kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .context("load --kubeconfig")?
-    };
-    cfg.read_timeout = Some(Duration::from_secs(295));
-    cfg.headers.push((
-        http::header::USER_AGENT,
-        http::HeaderValue::from_str(&args.user_agent())
-            .context("--custom-user-agent is not a valid header value")?,
-    ));
-    kube::Client::try_from(cfg).context("build the Kubernetes client")
-}
-
 /// The kubenet guard (reference §3.1): upstream refused to run on kubenet because of ARP spoofing. podid runs
 /// there when its anti-spoofing check is on.
 fn kubenet_guard(args: &AgentArgs) -> anyhow::Result<()> {
@@ -154,7 +133,7 @@ pub async fn run(
         tracing::warn!("--host-ip was removed upstream and is ignored");
     }
     kubenet_guard(&args)?;
-    let client = kube_client(&args).await?;
+    let client = podid_runtime::kube::client(&args.kube, &args.user_agent()).await?;
     let mut extra_ca = Vec::new();
     for f in &args.azure_ca_file {
         extra_ca.push(

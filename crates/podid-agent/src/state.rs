@@ -6,22 +6,21 @@
 //! identity to become `Assigned` wakes on the event instead of polling every 5 s.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use parking_lot::RwLock;
 use podid_core::nmi::pods::{PodEntry, PodIndex};
-use podid_core::nmi::select::{AssignedState, AssignedView, BindingView, IdentityView};
+use podid_core::nmi::select::{AssignedView, BindingView, IdentityView};
 use podid_k8s::{
     AzureAssignedIdentity, AzureIdentity, AzureIdentityBinding, AzurePodIdentityException,
     NODENAME_LABEL,
 };
+
+use podid_runtime::watch::{Event as Ev, Readiness, Watched, pump};
 
 use crate::args::Mode;
 use crate::metrics::Metrics;
@@ -57,8 +56,7 @@ pub struct Shared {
     /// Exceptions: namespace/name -> pod labels.
     exceptions: RwLock<HashMap<NsName, BTreeMap<String, String>>>,
     changes: tokio::sync::watch::Sender<u64>,
-    needed: [bool; 5],
-    synced: [AtomicBool; 5],
+    readiness: Readiness,
     /// The redirect is in place (or not managed): `/healthz` says `Active`.
     pub initialized: AtomicBool,
     /// Metrics.
@@ -80,8 +78,7 @@ impl Shared {
             changes: tokio::sync::watch::channel(0).0,
             // Identities in every mode: standard mode reads them to refuse at once a request that no binding
             // of the pod could ever satisfy.
-            needed: [true, standard, true, true, true],
-            synced: Default::default(),
+            readiness: Readiness::new(&[true, standard, true, true, true]),
             initialized: AtomicBool::new(false),
             metrics: Metrics::default(),
         }
@@ -89,14 +86,7 @@ impl Shared {
 
     /// Every needed watch delivered its first list.
     pub fn synced(&self) -> bool {
-        self.needed
-            .iter()
-            .zip(&self.synced)
-            .all(|(n, s)| !n || s.load(Ordering::Acquire))
-    }
-
-    fn set_synced(&self, k: Kind) {
-        self.synced[k as usize].store(true, Ordering::Release);
+        self.readiness.is_ready()
     }
 
     fn changed(&self) {
@@ -185,92 +175,31 @@ impl Shared {
     }
 }
 
+impl From<Kind> for usize {
+    fn from(k: Kind) -> usize {
+        k as usize
+    }
+}
+
+impl Watched for Shared {
+    fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    fn changed(&self) {
+        Shared::changed(self);
+    }
+}
+
 fn key<K: ResourceExt>(o: &K) -> NsName {
     (o.namespace().unwrap_or_default(), o.name_any())
 }
 
-/// A pod as the agent keeps it.
-#[must_use]
-pub fn pod_entry(p: &Pod) -> PodEntry {
-    let spec = p.spec.as_ref();
-    let status = p.status.as_ref();
-    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("");
-    let mut ips: Vec<IpAddr> = Vec::new();
-    if let Some(s) = status {
-        for ip in s.pod_ips.iter().flatten() {
-            if let Ok(a) = ip.ip.parse() {
-                ips.push(a);
-            }
-        }
-        if let Some(a) = s.pod_ip.as_deref().and_then(|i| i.parse().ok()) {
-            ips.push(a);
-        }
-    }
-    PodEntry {
-        namespace: p.namespace().unwrap_or_default(),
-        name: p.name_any(),
-        uid: p.metadata.uid.clone().unwrap_or_default(),
-        labels: p.labels().clone(),
-        service_account: spec
-            .and_then(|s| s.service_account_name.clone())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "default".into()),
-        replicaset: p
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .find(|o| o.kind == "ReplicaSet")
-            .map(|o| o.name.clone()),
-        active: phase == "Pending" || phase == "Running",
-        host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
-        ips,
-    }
-}
-
-/// An identity as the agent keeps it.
-#[must_use]
-pub fn identity_view(i: &AzureIdentity) -> IdentityView {
-    IdentityView {
-        namespace: i.namespace().unwrap_or_default(),
-        name: i.name_any(),
-        version_key: format!(
-            "{}/{}",
-            i.metadata.uid.as_deref().unwrap_or(""),
-            i.metadata.resource_version.as_deref().unwrap_or("")
-        ),
-        id_type: i.spec.type_.as_i64(),
-        client_id: i.spec.client_id.clone(),
-        resource_id: i.spec.resource_id.clone(),
-        tenant_id: i.spec.tenant_id.clone(),
-        aux_tenant_ids: i.spec.auxiliary_tenant_ids.clone(),
-        secret_ref: i.spec.client_password.as_ref().map(|r| {
-            (
-                r.namespace.clone().unwrap_or_default(),
-                r.name.clone().unwrap_or_default(),
-            )
-        }),
-        namespaced: podid_k8s::is_namespaced_identity(i),
-    }
-}
-
-fn binding_view(b: &AzureIdentityBinding) -> BindingView {
-    BindingView {
-        namespace: b.namespace().unwrap_or_default(),
-        name: b.name_any(),
-        identity: b.spec.azure_identity.clone(),
-        selector: b.spec.selector.clone(),
-    }
-}
+pub use podid_k8s::views::{identity_view, pod_entry};
 
 fn aai_view(a: &AzureAssignedIdentity) -> Option<(NsName, NsName, AssignedView)> {
     let id = a.spec.azure_identity_ref.as_ref()?;
-    let state = match a.status.as_ref().map(|s| s.status.as_str()).unwrap_or("") {
-        "" => AssignedState::Legacy,
-        "Created" => AssignedState::Created,
-        "Assigned" => AssignedState::Assigned,
-        _ => AssignedState::Other,
-    };
+    let state = podid_k8s::views::assigned_state(a);
     Some((
         key(a),
         (a.spec.pod_namespace.clone(), a.spec.pod.clone()),
@@ -279,16 +208,6 @@ fn aai_view(a: &AzureAssignedIdentity) -> Option<(NsName, NsName, AssignedView)>
             state,
         },
     ))
-}
-
-/// A watch event as the pumps hand it to their handler.
-pub enum Ev<K> {
-    /// Added or modified.
-    Apply(K),
-    /// Deleted.
-    Delete(K),
-    /// A complete relist.
-    Reset(Vec<K>),
 }
 
 /// Start the watches the mode needs. They run until the returned handles are aborted.
@@ -353,7 +272,7 @@ pub fn spawn_watches(
         watcher::Config::default(),
         shared.clone(),
         Kind::Bindings,
-        |b: AzureIdentityBinding| (key(&b), binding_view(&b)),
+        |b: AzureIdentityBinding| (key(&b), podid_k8s::views::binding_view(&b)),
         move |ev| {
             let mut m = s.bindings.write();
             match ev {
@@ -412,43 +331,4 @@ pub fn spawn_watches(
         },
     )));
     tasks
-}
-
-async fn pump<K, T, G, F>(
-    api: Api<K>,
-    wc: watcher::Config,
-    shared: Arc<Shared>,
-    kind: Kind,
-    trim: G,
-    mut handle: F,
-) where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
-    K::DynamicType: Default,
-    G: Fn(K) -> T + Send,
-    T: Send,
-    F: FnMut(Ev<T>) + Send,
-{
-    let stream = watcher::watcher(api, wc).default_backoff();
-    futures::pin_mut!(stream);
-    let mut buf: Vec<T> = Vec::new();
-    while let Some(ev) = stream.next().await {
-        match ev {
-            Ok(Event::Init) => buf.clear(),
-            Ok(Event::InitApply(o)) => buf.push(trim(o)),
-            Ok(Event::InitDone) => {
-                handle(Ev::Reset(std::mem::take(&mut buf)));
-                shared.set_synced(kind);
-                shared.changed();
-            }
-            Ok(Event::Apply(o)) => {
-                handle(Ev::Apply(trim(o)));
-                shared.changed();
-            }
-            Ok(Event::Delete(o)) => {
-                handle(Ev::Delete(trim(o)));
-                shared.changed();
-            }
-            Err(e) => tracing::warn!(watch = ?kind, error = %e, "watch error; retrying"),
-        }
-    }
 }

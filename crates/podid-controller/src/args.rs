@@ -15,9 +15,8 @@ pub use podid_runtime::flags::{normalize_go_flags, parse_go_duration};
 #[derive(clap::Args, Debug, Clone)]
 #[command(args_override_self = true)]
 pub struct ControllerArgs {
-    /// Path to a kubeconfig; in-cluster configuration when empty.
-    #[arg(long, env = "KUBECONFIG", default_value = "")]
-    pub kubeconfig: String,
+    #[command(flatten)]
+    pub kube: podid_runtime::kube::KubeArgs,
     /// Path to the cloud config (azure.json); the admin-secret env vars when empty.
     #[arg(long, default_value = "")]
     pub cloudconfig: String,
@@ -146,12 +145,7 @@ pub struct ControllerArgs {
 impl ControllerArgs {
     /// The user agent of Kubernetes and ARM calls (upstream's shape, `--custom-user-agent` appended).
     pub fn user_agent(&self) -> String {
-        let mut ua = format!("aad-pod-identity/MIC/podid-{}", env!("CARGO_PKG_VERSION"));
-        if !self.custom_user_agent.is_empty() {
-            ua.push(' ');
-            ua.push_str(&self.custom_user_agent);
-        }
-        ua
+        podid_runtime::kube::user_agent("MIC", &self.custom_user_agent)
     }
 
     /// Immutable client IDs, lowercased (the cluster identity is added from the cloud config).

@@ -50,30 +50,6 @@ use state::Shared;
 pub const NAMESPACE_MISSING: &str =
     "namespace not specified. Please add meta.namespace as env variable MIC_POD_NAMESPACE";
 
-async fn kube_client(args: &ControllerArgs) -> anyhow::Result<kube::Client> {
-    let mut cfg = if args.kubeconfig.is_empty() {
-        kube::Config::infer()
-            .await
-            .context("no kubeconfig and no in-cluster configuration")?
-    } else {
-        let kc = kube::config::Kubeconfig::read_from(&args.kubeconfig)
-            .with_context(|| format!("read --kubeconfig {}", args.kubeconfig))?;
-        kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .context("load --kubeconfig")?
-    };
-    let ua = args.user_agent();
-    // Bound every request (kube's default is none): a call that never answers must not stall the controller.
-    // Watches ask the server to end them sooner (kube's watcher uses a 290 s timeout).
-    cfg.read_timeout = Some(std::time::Duration::from_secs(295));
-    cfg.headers.push((
-        http::header::USER_AGENT,
-        http::HeaderValue::from_str(&ua)
-            .context("--custom-user-agent is not a valid header value")?,
-    ));
-    kube::Client::try_from(cfg).context("build the Kubernetes client")
-}
-
 fn host_name() -> String {
     std::env::var("HOSTNAME")
         .ok()
@@ -106,7 +82,7 @@ pub async fn run(
     if args.cloudconfig.is_empty() {
         tracing::warn!("--cloudconfig not passed will use aadpodidentity-admin-secret");
     }
-    let client = kube_client(&args).await?;
+    let client = podid_runtime::kube::client(&args.kube, &args.user_agent()).await?;
     let azure = azure::AzureCloud::from_args(&args, &env).await?;
     let mut immutable: std::collections::BTreeSet<String> =
         args.immutable_ids().into_iter().collect();

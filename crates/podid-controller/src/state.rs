@@ -5,19 +5,18 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use parking_lot::{Mutex, RwLock};
 use podid_core::assign::{AaiKey, Cluster};
+use podid_k8s::views;
 use podid_k8s::{AzureAssignedIdentity, AzureIdentity, AzureIdentityBinding, POD_LABEL_KEY};
+use podid_runtime::watch::{Event as Ev, Readiness, Watched, pump, trim_meta};
 use tokio::sync::Notify;
 
-use crate::convert;
 use crate::metrics::Metrics;
 
 /// Which watch.
@@ -56,7 +55,7 @@ pub struct Shared {
     written_rv: Mutex<HashMap<AaiKey, u64>>,
     /// Woken on every change.
     pub wake: Notify,
-    synced: [AtomicBool; 5],
+    readiness: Readiness,
     /// True while this process leads and its loop runs (`/healthz` says `Active`).
     pub active: AtomicBool,
     /// Metrics.
@@ -74,10 +73,26 @@ impl Default for Shared {
             recorded: Mutex::default(),
             written_rv: Mutex::default(),
             wake: Notify::new(),
-            synced: Default::default(),
+            readiness: Readiness::new(&[true; 5]),
             active: AtomicBool::new(false),
             metrics: Metrics::default(),
         }
+    }
+}
+
+impl From<Kind> for usize {
+    fn from(k: Kind) -> usize {
+        k as usize
+    }
+}
+
+impl Watched for Shared {
+    fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    fn changed(&self) {
+        self.wake.notify_one();
     }
 }
 
@@ -94,20 +109,16 @@ fn key<K: ResourceExt>(o: &K) -> NsName {
 impl Shared {
     /// Every watch delivered its first complete list.
     pub fn synced(&self) -> bool {
-        self.synced.iter().all(|s| s.load(Ordering::Acquire))
-    }
-
-    fn set_synced(&self, k: Kind) {
-        self.synced[k as usize].store(true, Ordering::Release);
+        self.readiness.is_ready()
     }
 
     /// Record an AAI we read or wrote (index + preexisting annotation).
     pub fn apply_assigned(&self, a: &AzureAssignedIdentity) {
-        let info = convert::assigned_info(a);
+        let info = views::assigned_info(a);
         if let Some(rv) = rv_of(a) {
             self.written_rv.lock().insert(info.key.clone(), rv);
         }
-        self.apply_assigned_info(info, convert::recorded_preexisting(a));
+        self.apply_assigned_info(info, views::recorded_preexisting(a));
     }
 
     /// A watch event older than our own last write of that AAI.
@@ -245,7 +256,7 @@ pub fn spawn_watches(
         wc,
         shared.clone(),
         Kind::Pods,
-        |p: Pod| (convert::pod_info(&p), p.metadata.uid.unwrap_or_default()),
+        |p: Pod| (views::pod_info(&p), p.metadata.uid.unwrap_or_default()),
         move |ev| match ev {
             // The uid map and the index are locked one after the other, never together.
             Ev::Apply((p, uid)) => {
@@ -278,7 +289,7 @@ pub fn spawn_watches(
         watcher::Config::default(),
         shared.clone(),
         Kind::Nodes,
-        |n: Node| convert::node_info(&n),
+        |n: Node| views::node_info(&n),
         move |ev| {
             let mut c = s.cluster.lock();
             match ev {
@@ -299,7 +310,7 @@ pub fn spawn_watches(
         move |ev| match ev {
             Ev::Apply(i) => {
                 s.note_legacy_identity(&i);
-                let info = convert::identity_info(&i);
+                let info = views::identity_info(&i);
                 let admitted = guard.admit(&i);
                 let (ns, name) = key(&i);
                 s.identities.write().insert(key(&i), i);
@@ -318,7 +329,7 @@ pub fn spawn_watches(
                 let infos = is
                     .iter()
                     .filter(|i| guard.admit(i))
-                    .map(convert::identity_info)
+                    .map(views::identity_info)
                     .collect();
                 is.iter().for_each(|i| s.note_legacy_identity(i));
                 *s.identities.write() = is.into_iter().map(|i| (key(&i), i)).collect();
@@ -337,7 +348,7 @@ pub fn spawn_watches(
         move |ev| match ev {
             Ev::Apply(b) => {
                 s.note_legacy_binding(&b);
-                let info = convert::binding_info(&b);
+                let info = views::binding_info(&b);
                 s.bindings.write().insert(key(&b), b);
                 s.cluster.lock().apply_binding(info);
             }
@@ -347,7 +358,7 @@ pub fn spawn_watches(
                 s.cluster.lock().delete_binding(&ns, &name);
             }
             Ev::Reset(bs) => {
-                let infos = bs.iter().map(convert::binding_info).collect();
+                let infos = bs.iter().map(views::binding_info).collect();
                 bs.iter().for_each(|b| s.note_legacy_binding(b));
                 *s.bindings.write() = bs.into_iter().map(|b| (key(&b), b)).collect();
                 s.cluster.lock().reset_bindings(infos);
@@ -358,8 +369,8 @@ pub fn spawn_watches(
     let api: Api<AzureAssignedIdentity> = Api::all(client);
     let trim = |a: AzureAssignedIdentity| {
         (
-            convert::assigned_info(&a),
-            convert::recorded_preexisting(&a),
+            views::assigned_info(&a),
+            views::recorded_preexisting(&a),
             rv_of(&a),
         )
     };
@@ -403,59 +414,4 @@ pub fn spawn_watches(
         },
     )));
     tasks
-}
-
-/// Drop managed fields before caching an object (they are large and never read).
-fn trim_meta<K: kube::Resource>(mut o: K) -> K {
-    o.meta_mut().managed_fields = None;
-    o
-}
-
-/// A watch event as the pumps hand it to their handler.
-pub enum Ev<K> {
-    /// Added or modified.
-    Apply(K),
-    /// Deleted.
-    Delete(K),
-    /// A complete relist.
-    Reset(Vec<K>),
-}
-
-async fn pump<K, T, G, F>(
-    api: Api<K>,
-    wc: watcher::Config,
-    shared: Arc<Shared>,
-    kind: Kind,
-    trim: G,
-    mut handle: F,
-) where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
-    K::DynamicType: Default,
-    G: Fn(K) -> T + Send,
-    T: Send,
-    F: FnMut(Ev<T>) + Send,
-{
-    let stream = watcher::watcher(api, wc).default_backoff();
-    futures::pin_mut!(stream);
-    let mut buf: Vec<T> = Vec::new();
-    while let Some(ev) = stream.next().await {
-        match ev {
-            Ok(Event::Init) => buf.clear(),
-            Ok(Event::InitApply(o)) => buf.push(trim(o)),
-            Ok(Event::InitDone) => {
-                handle(Ev::Reset(std::mem::take(&mut buf)));
-                shared.set_synced(kind);
-                shared.wake.notify_one();
-            }
-            Ok(Event::Apply(o)) => {
-                handle(Ev::Apply(trim(o)));
-                shared.wake.notify_one();
-            }
-            Ok(Event::Delete(o)) => {
-                handle(Ev::Delete(trim(o)));
-                shared.wake.notify_one();
-            }
-            Err(e) => tracing::warn!(watch = ?kind, error = %e, "watch error; retrying"),
-        }
-    }
 }

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::{Resource, ResourceExt};
 use podid_core::doctor::{AssignedFacts, ClusterFacts, ExceptionFacts, PodFacts};
-use podid_core::nmi::select::{AssignedState, BindingView, IdentityView};
+use podid_k8s::views::{assigned_state, binding_view, identity_view, replicaset, service_account};
 use podid_k8s::{
     AzureAssignedIdentity, AzureIdentity, AzureIdentityBinding, AzurePodIdentityException,
 };
@@ -177,52 +177,8 @@ pub fn pod_facts(p: &Pod) -> PodFacts {
         node_name: spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
         host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
         deleting: p.metadata.deletion_timestamp.is_some(),
-        replicaset: p
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .find(|o| o.kind == "ReplicaSet")
-            .map(|o| o.name.clone()),
-        service_account: spec
-            .and_then(|s| s.service_account_name.clone())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "default".into()),
-    }
-}
-
-/// An AzureIdentity as the agent sees it (the same fields as `podid_agent::state::identity_view`).
-#[must_use]
-pub fn identity_view(i: &AzureIdentity) -> IdentityView {
-    IdentityView {
-        namespace: i.namespace().unwrap_or_default(),
-        name: i.name_any(),
-        version_key: format!(
-            "{}/{}",
-            i.metadata.uid.as_deref().unwrap_or(""),
-            i.metadata.resource_version.as_deref().unwrap_or("")
-        ),
-        id_type: i.spec.type_.as_i64(),
-        client_id: i.spec.client_id.clone(),
-        resource_id: i.spec.resource_id.clone(),
-        tenant_id: i.spec.tenant_id.clone(),
-        aux_tenant_ids: i.spec.auxiliary_tenant_ids.clone(),
-        secret_ref: i.spec.client_password.as_ref().map(|r| {
-            (
-                r.namespace.clone().unwrap_or_default(),
-                r.name.clone().unwrap_or_default(),
-            )
-        }),
-        namespaced: podid_k8s::is_namespaced_identity(i),
-    }
-}
-
-fn binding_view(b: &AzureIdentityBinding) -> BindingView {
-    BindingView {
-        namespace: b.namespace().unwrap_or_default(),
-        name: b.name_any(),
-        identity: b.spec.azure_identity.clone(),
-        selector: b.spec.selector.clone(),
+        replicaset: replicaset(p),
+        service_account: service_account(p),
     }
 }
 
@@ -235,12 +191,7 @@ fn assigned_facts(a: &AzureAssignedIdentity) -> AssignedFacts {
     AssignedFacts {
         namespace: a.namespace().unwrap_or_default(),
         name: a.name_any(),
-        state: match status.as_str() {
-            "" => AssignedState::Legacy,
-            "Created" => AssignedState::Created,
-            "Assigned" => AssignedState::Assigned,
-            _ => AssignedState::Other,
-        },
+        state: assigned_state(a),
         status,
         node: Some(a.spec.node_name.clone()),
         identity: a.spec.azure_identity_ref.as_ref().map(identity_view),

@@ -49,10 +49,17 @@
 //!
 //! [`assigned_identity_name`] builds the AzureAssignedIdentity name
 //! `<pod>-<podNamespace>-<identity>` (no hashing, no truncation), which the e2e tests rebuild.
+//!
+//! # Views
+//!
+//! [`views`] trims these objects (and core pods and nodes) to the plain `podid-core` views every component
+//! decides on: the controller's planner inputs, the agent's selection inputs (also the doctor's replay). One
+//! conversion per view; components keep only what is their own.
 
 mod crd;
 mod gojson;
 mod types;
+pub mod views;
 
 pub use crd::{API_APPROVED_ANNOTATION, API_APPROVED_UNAPPROVED, crds, crds_yaml};
 pub use gojson::{LegacyKey, LegacyKeys};
@@ -83,8 +90,8 @@ pub const AZURE_ASSIGNED_IDENTITY_RESOURCE: &str = "azureassignedidentities";
 pub const AZURE_POD_IDENTITY_EXCEPTION_RESOURCE: &str = "azurepodidentityexceptions";
 
 /// Pod label whose value is matched against `AzureIdentityBinding.spec.selector`
-/// (upstream `CRDLabelKey`).
-pub const POD_LABEL_KEY: &str = "aadpodidbinding";
+/// (upstream `CRDLabelKey`; defined once, with the agent's decision, in `podid-core`).
+pub use podid_core::nmi::decide::POD_LABEL_KEY;
 /// Finalizer MIC puts on every AzureAssignedIdentity it creates.
 pub const ASSIGNED_IDENTITY_FINALIZER: &str =
     "azureassignedidentity.finalizers.aadpodidentity.k8s.io";

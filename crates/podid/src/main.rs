@@ -1,12 +1,14 @@
-//! `podid`: one binary, many subcommands. `main` installs the process-wide TLS crypto provider and hands over to
-//! the subcommand; everything else lives in library crates.
+//! `podid`: one binary, many subcommands. Wiring only: `main` installs the process-wide TLS crypto provider,
+//! parses the command line and hands over to the subcommand; the runtime, logging and signals come from
+//! `podid-runtime`, everything else from the library crates.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+use podid_runtime::process::{run_until_signal, runtime};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -26,17 +28,9 @@ struct Cli {
         env = "PODID_LOG_FORMAT",
         default_value = "plain"
     )]
-    log_format: LogFormat,
+    log_format: podid_runtime::process::LogFormat,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LogFormat {
-    /// Human-readable lines (`text` is accepted, as upstream's `--log-format text`).
-    #[value(alias = "text")]
-    Plain,
-    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -202,21 +196,6 @@ struct KubeSimArgs {
     limits: SimLimitArgs,
 }
 
-fn init_tracing(level: &str, format: LogFormat) {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colours only for a person at a terminal: log files (the playground's children) and pipes get plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Plain => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     rustls::crypto::aws_lc_rs::default_provider()
         .install_default()
@@ -225,45 +204,21 @@ fn main() -> anyhow::Result<()> {
     if matches!(cli.command, Command::Controller(_) | Command::Agent(_)) {
         die_with_playground()?;
     }
-    init_tracing(&cli.log_level, cli.log_format);
+    podid_runtime::process::init_tracing(&cli.log_level, cli.log_format);
     match cli.command {
         Command::Crds => {
             print!("{}", podid_k8s::crds_yaml());
             Ok(())
         }
         Command::Controller(args) => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("start the async runtime")?;
-            rt.block_on(async move {
-                let mut signals = StopSignals::install()?;
-                podid_controller::run(*args, |k| std::env::var(k).ok(), async move {
-                    signals.wait().await
-                })
-                .await
-            })
+            run_until_signal(|stop| podid_controller::run(*args, |k| std::env::var(k).ok(), stop))
         }
         Command::Agent(args) => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("start the async runtime")?;
-            rt.block_on(async move {
-                let mut signals = StopSignals::install()?;
-                podid_agent::run(*args, |k| std::env::var(k).ok(), async move {
-                    signals.wait().await
-                })
-                .await
-            })
+            run_until_signal(|stop| podid_agent::run(*args, |k| std::env::var(k).ok(), stop))
         }
         Command::Up(args) => {
-            let rt = runtime()?;
             let exe = std::env::current_exe().context("locate the podid binary")?;
-            let code = rt.block_on(async move {
-                let mut signals = StopSignals::install()?;
-                podid_playground::up::up(*args, exe, async move { signals.wait().await }).await
-            })?;
+            let code = run_until_signal(|stop| podid_playground::up::up(*args, exe, stop))?;
             std::process::exit(code);
         }
         Command::Run(args) => {
@@ -294,52 +249,17 @@ fn main() -> anyhow::Result<()> {
             let code = runtime()?.block_on(podid_playground::demo::demo_client(*args))?;
             std::process::exit(code);
         }
-        Command::Sim(SimCommand::Kube(args)) => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("start the async runtime")?;
-            rt.block_on(run_kube_sim(*args))
-        }
+        Command::Sim(SimCommand::Kube(args)) => run_until_signal(|stop| run_kube_sim(*args, stop)),
         Command::Sim(SimCommand::Azure(args)) => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("start the async runtime")?;
-            rt.block_on(run_azure_sim(*args))
+            run_until_signal(|stop| run_azure_sim(*args, stop))
         }
     }
 }
 
 /// A controller or agent started by `podid up` (it sets [`podid_playground::proc::PARENT_PID_ENV`]) dies with
-/// it: SIGTERM when the parent dies, and an exit now if the parent already died before the signal was asked for
-/// (the parent is then another process). Runs before any thread starts. Without the variable, nothing changes.
+/// it (see [`podid_runtime::process::die_with_parent`]).
 fn die_with_playground() -> anyhow::Result<()> {
-    use podid_playground::proc::PARENT_PID_ENV;
-    use rustix::process::{Signal, getppid, set_parent_process_death_signal};
-    let Ok(raw) = std::env::var(PARENT_PID_ENV) else {
-        return Ok(());
-    };
-    let expected: i32 = raw
-        .parse()
-        .with_context(|| format!("{PARENT_PID_ENV}={raw:?} is not a process id"))?;
-    set_parent_process_death_signal(Some(Signal::TERM))
-        .context("ask for SIGTERM when podid up exits (PR_SET_PDEATHSIG)")?;
-    let parent = getppid().map_or(0, |p| p.as_raw_nonzero().get());
-    if parent != expected {
-        eprintln!(
-            "podid: the podid up that started this process (pid {expected}) is gone (parent now {parent}); exiting"
-        );
-        std::process::exit(1);
-    }
-    Ok(())
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("start the async runtime")
+    podid_runtime::process::die_with_parent(podid_playground::proc::PARENT_PID_ENV, "podid up")
 }
 
 /// The command line as clap should see it: invoked as `mic` (an upstream image's entrypoint name), the process
@@ -364,8 +284,10 @@ fn argv(args: impl Iterator<Item = String>) -> Vec<String> {
     v
 }
 
-async fn run_kube_sim(args: KubeSimArgs) -> anyhow::Result<()> {
-    let mut signals = StopSignals::install()?;
+async fn run_kube_sim(
+    args: KubeSimArgs,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let config = kube_sim::Config {
         listen: args.listen,
         tls: !args.insecure_http,
@@ -393,7 +315,7 @@ async fn run_kube_sim(args: KubeSimArgs) -> anyhow::Result<()> {
     println!("  export KUBECONFIG={}", kubeconfig.display());
     println!("  kubectl get namespaces");
     println!("Press Ctrl-C to stop.");
-    signals.wait().await;
+    stop.await;
     println!("stopping");
     handle.shutdown().await;
     Ok(())
@@ -447,8 +369,10 @@ fn insecure_anonymous_admin(sim: &kube_sim::Sim, insecure_http: bool) -> anyhow:
 /// The world `podid sim azure` runs when no `--world` is given.
 const DEFAULT_WORLD: &str = include_str!("../../azure-sim/world.example.yaml");
 
-async fn run_azure_sim(args: AzureSimArgs) -> anyhow::Result<()> {
-    let mut signals = StopSignals::install()?;
+async fn run_azure_sim(
+    args: AzureSimArgs,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let cwd = std::env::current_dir().context("current directory")?;
     let mut config = match &args.world {
         Some(path) => azure_sim::Config::from_world_file(path)?,
@@ -487,32 +411,8 @@ async fn run_azure_sim(args: AzureSimArgs) -> anyhow::Result<()> {
         );
     }
     println!("Press Ctrl-C to stop.");
-    signals.wait().await;
+    stop.await;
     println!("stopping");
     handle.shutdown().await;
     Ok(())
-}
-
-/// SIGINT (Ctrl-C) and SIGTERM handlers, registered when created: create them before anything announces that the
-/// process is ready, so a signal sent right after the announcement is never lost to the default action.
-struct StopSignals {
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl StopSignals {
-    fn install() -> anyhow::Result<StopSignals> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(StopSignals {
-            interrupt: signal(SignalKind::interrupt()).context("install SIGINT handler")?,
-            terminate: signal(SignalKind::terminate()).context("install SIGTERM handler")?,
-        })
-    }
-
-    async fn wait(&mut self) {
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
-        }
-    }
 }

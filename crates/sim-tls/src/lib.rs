@@ -214,3 +214,30 @@ pub fn load_or_create_ca(dir: Option<&Path>, common_name: &str) -> anyhow::Resul
     }
     Ok(ca)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ca_issues_and_reloads() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let dir = tempfile::tempdir().expect("tmp");
+        let a = load_or_create_ca(Some(dir.path()), "t").expect("ca");
+        let b = load_or_create_ca(Some(dir.path()), "t").expect("ca again");
+        assert_eq!(a.cert_pem, b.cert_pem);
+        let cert = b
+            .issue("localhost", &["localhost".into(), "127.0.0.1".into()])
+            .expect("issue");
+        assert_eq!(cert.chain.len(), 2);
+        assert!(server_config(&cert).is_ok());
+        assert!(client_config(a.cert_pem.as_bytes()).is_ok());
+        assert!(client_config(b"not pem").is_err());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("ca.key"))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

@@ -2,7 +2,7 @@
 //! podid's fixes: instant refusals, watch-driven waiting, a token cache, one live pod lookup on a cache miss,
 //! ambiguous IPs refused, and the anti-spoofing check on bridged networks.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,18 +18,13 @@ use podid_azure::http::HttpClient;
 use podid_azure::pod_tokens::{
     BoxFuture, Material, PodToken, PodTokenError, PodTokenProvider, SpSecret, TokenSpec,
 };
+use podid_core::nmi::decide::{
+    self, Caller, Decision, FetchPlan, Policy, Refusal, SecretKind, TokenRequest, WaitBudget, World,
+};
 use podid_core::nmi::limit::{BudgetConfig, ResourceBudget, cut};
 use podid_core::nmi::pods::{Lookup, PodEntry, canonical};
 use podid_core::nmi::reply::{Reply, TokenBody, host_token_reply, token_reply};
-use podid_core::nmi::request::{
-    Route, TokenQuery, Wanted, metadata_header_ok, parse_token_query, route,
-};
-use podid_core::nmi::select::{
-    AssignedEval, IdentityView, assigned_timeout_message, bound_identities, choose,
-    created_timeout_message, eval_assigned, is_controller_pod, is_excepted, standard_fast_refusal,
-    standard_nothing_to_wait_for, without_protected,
-};
-use podid_k8s::POD_LABEL_KEY;
+use podid_core::nmi::request::{Route, Wanted, metadata_header_ok, route};
 use podid_net::peer::{PeerChecker, PeerVerdict};
 
 use crate::args::Mode;
@@ -49,9 +44,7 @@ const MAX_CONCURRENT_PEER_CHECKS: usize = 1;
 /// Requests of one source address (one pod) handled at once; more wait their turn (HTTP/1 has one request in
 /// flight per connection, so this bounds what a pod with many connections takes from the node).
 pub const MAX_REQUESTS_IN_FLIGHT_PER_POD: usize = 4;
-/// Longest `resource` accepted, bytes (real audiences are URIs of a few dozen bytes; a pod must not make the
-/// agent carry megabytes into cache keys, upstream calls and logs).
-pub const MAX_RESOURCE_BYTES: usize = 2048;
+pub use podid_core::nmi::decide::MAX_RESOURCE_BYTES;
 
 /// One TCP connection's anti-spoofing verdict. The peer of a TCP connection cannot change while it lasts, so the
 /// check runs on the connection's first token request (and once more before that request's answer), and later
@@ -144,6 +137,8 @@ pub struct Agent {
     pub shared: Arc<Shared>,
     /// Flags.
     pub cfg: Config,
+    /// The decision's settings (from the flags).
+    policy: Policy,
     client: kube::Client,
     tokens: PodTokenProvider,
     http: HttpClient,
@@ -181,9 +176,25 @@ impl Agent {
         peer: Option<PeerChecker>,
     ) -> Agent {
         let budget = Mutex::new(ResourceBudget::new(cfg.resource_budget));
+        let policy = Policy {
+            mode: match cfg.mode {
+                Mode::Standard => decide::Mode::Standard,
+                Mode::Managed => decide::Mode::Managed,
+                Mode::Federated => decide::Mode::Federated,
+            },
+            force_namespaced: cfg.force_namespaced,
+            mic_namespace: cfg.mic_namespace.clone(),
+            protected: cfg.protected.clone(),
+            wait: WaitBudget {
+                retry_created: cfg.retry_created,
+                retry_assigned: cfg.retry_assigned,
+                retry_interval_secs: cfg.retry_interval_secs,
+            },
+        };
         Agent {
             shared,
             cfg,
+            policy,
             client,
             tokens,
             http,
@@ -226,12 +237,17 @@ impl Agent {
             Route::BadRequest => (Reply::bad_request(), String::new(), String::new()),
             Route::BlockedInstance => (Reply::instance_blocked(), String::new(), String::new()),
             Route::Token => {
-                let q = parse_token_query(req.uri().query().unwrap_or(""));
-                self.token(req.headers(), peer.ip(), conn, q).await
+                self.token(
+                    req.headers(),
+                    peer.ip(),
+                    conn,
+                    req.uri().query().unwrap_or(""),
+                )
+                .await
             }
             Route::HostToken => {
-                let q = parse_token_query(req.uri().query().unwrap_or(""));
-                self.host_token(req.headers(), peer.ip(), q).await
+                self.host_token(req.headers(), peer.ip(), req.uri().query().unwrap_or(""))
+                    .await
             }
             Route::Proxy => {
                 return self.proxy(req, started, label).await;
@@ -340,26 +356,28 @@ impl Agent {
             .peer_checks
             .acquire()
             .await
-            .map_err(|_| Reply::error(500, "agent shutting down"))?;
+            .map_err(|_| Refusal::ShuttingDown.reply(false))?;
         self.shared.metrics.peer_checks.inc();
         let verdict = tokio::task::spawn_blocking(move || checker.lock().check(ip))
             .await
-            .map_err(|e| Reply::error(500, format!("peer check failed: {e}")))?;
+            .map_err(|e| Refusal::PeerCheckFailed(e.to_string()).reply(false))?;
         match verdict {
             Ok(PeerVerdict::Verified { .. } | PeerVerdict::NotApplicable { .. }) => Ok(()),
             Ok(PeerVerdict::Refused { reason }) => {
                 tracing::warn!(pod_ip = %ip, %reason, "request refused by the anti-spoofing check");
-                Err(Reply::error(
-                    403,
-                    format!("request from {ip} refused: {reason}"),
-                ))
+                Err(Refusal::Spoofed {
+                    ip,
+                    reason: reason.to_string(),
+                }
+                .reply(false))
             }
             Err(e) => {
                 tracing::warn!(pod_ip = %ip, error = %e, "anti-spoofing check failed; refusing");
-                Err(Reply::error(
-                    403,
-                    format!("request from {ip} refused: the source could not be verified: {e}"),
-                ))
+                Err(Refusal::Unverified {
+                    ip,
+                    error: e.to_string(),
+                }
+                .reply(false))
             }
         }
     }
@@ -385,7 +403,7 @@ impl Agent {
     }
 
     /// The pod's budget of new resources (fairness): 429 with Retry-After when spent.
-    fn spend_budget(&self, pod: &PodEntry, resource: &str) -> Result<(), Reply> {
+    fn spend_budget(&self, pod: &PodEntry, resource: &str) -> Result<(), Refusal> {
         let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let key = if pod.uid.is_empty() {
             format!("{}/{}", pod.namespace, pod.name)
@@ -398,88 +416,61 @@ impl Agent {
             .map_err(|secs| {
                 self.shared.metrics.budget_refused.inc();
                 tracing::warn!(ns = %pod.namespace, pod = %pod.name, resource = %cut(resource), "pod asked for too many new resources; refused with 429");
-                let mut r = Reply::error(
-                    429,
-                    format!(
-                        "pod {}/{} asked for too many different resources ({} at once, then {} a minute): ask again in {secs} s",
-                        pod.namespace,
-                        pod.name,
-                        self.cfg.resource_budget.burst,
-                        self.cfg.resource_budget.per_minute
-                    ),
-                );
-                r.retry_after = Some(u32::try_from(secs).unwrap_or(u32::MAX));
-                r
+                Refusal::Budget {
+                    namespace: pod.namespace.clone(),
+                    name: pod.name.clone(),
+                    burst: self.cfg.resource_budget.burst,
+                    per_minute: self.cfg.resource_budget.per_minute,
+                    retry_after_secs: secs,
+                }
             })
     }
 
+    /// A pod's token request: parse, the connection's peer check, the pod, then the decision machine
+    /// ([`podid_core::nmi::decide`]) driven with the watches, the budget and the token fetch.
     async fn token(
         &self,
         headers: &HeaderMap,
         ip: IpAddr,
         conn: &Connection,
-        q: TokenQuery,
+        raw_query: &str,
     ) -> Answer {
-        let none = |r: Reply| (r, String::new(), String::new());
-        if self.cfg.metadata_header_required
-            && !metadata_header_ok(headers.get("metadata").map(|v| v.as_bytes()))
-        {
-            return none(Reply::metadata_header_missing());
-        }
-        if q.resource.is_empty() {
-            return none(Reply::error(400, "parameter resource cannot be empty"));
-        }
-        if q.resource.len() > MAX_RESOURCE_BYTES {
-            return none(Reply::error(
-                400,
-                format!(
-                    "parameter resource is too long ({} bytes; at most {MAX_RESOURCE_BYTES})",
-                    q.resource.len()
-                ),
-            ));
-        }
+        let ra = self.cfg.retry_after_header;
+        let none = |r: Refusal| (r.reply(ra), String::new(), String::new());
+        let req = match TokenRequest::parse(
+            raw_query,
+            headers.get("metadata").map(|v| v.as_bytes()),
+            self.cfg.metadata_header_required,
+        ) {
+            Ok(req) => req,
+            Err(r) => return none(r),
+        };
         let fresh = match self.check_connection(conn, ip).await {
             Ok(fresh) => fresh,
-            Err(r) => return none(r),
+            Err(r) => return (r, String::new(), String::new()),
         };
         let pod = match self.find_pod(ip).await {
             Ok(p) => p,
             Err(r) => return none(r),
         };
         let ns = pod.namespace.clone();
-        let resource = q.resource.clone();
-        let excepted = is_excepted(
-            &pod.labels,
-            self.shared.exceptions_in(&pod.namespace).iter(),
-        ) || is_controller_pod(
-            &pod.namespace,
-            pod.replicaset.as_deref(),
-            &self.cfg.mic_namespace,
-        );
-        let reply = if excepted {
-            match self.spend_budget(&pod, &q.resource) {
-                Ok(()) => self.exception_token(&pod, &q).await,
-                Err(r) => r,
-            }
+        let resource = req.resource.clone();
+        let exempt = {
+            let exceptions = self.shared.exceptions_in(&pod.namespace);
+            decide::is_exempt(&self.policy, &caller(&pod), exceptions.iter())
+        };
+        let decision = if exempt {
+            decide::exempt(&req.wanted)
         } else {
-            match self.select(&pod, &q.wanted, true).await {
-                Err(r) => r,
-                Ok(id) => {
-                    let fetched = match self.spend_budget(&pod, &q.resource) {
-                        Err(r) => Err(r),
-                        Ok(()) => self.fetch(&id, &pod, &q.resource).await,
-                    };
-                    match fetched {
-                        Err(r) => r,
-                        Ok(tokens) => {
-                            let now = now_secs();
-                            let bodies: Vec<TokenBody> =
-                                tokens.iter().map(|t| body(t, now)).collect();
-                            token_reply(&bodies)
-                        }
-                    }
-                }
+            self.select(&pod, &req.wanted).await
+        };
+        let reply = match self.serve(decision, &pod, &req.resource, true).await {
+            Ok(tokens) => {
+                let now = now_secs();
+                let bodies: Vec<TokenBody> = tokens.iter().map(|t| body(t, now)).collect();
+                token_reply(&bodies)
             }
+            Err(r) => r.reply(ra),
         };
         // Checked again before answering the connection's first request: a spoofer must hold the victim's
         // address for the whole exchange.
@@ -492,47 +483,46 @@ impl Agent {
         (reply, ns, resource)
     }
 
-    async fn exception_token(&self, pod: &PodEntry, q: &TokenQuery) -> Reply {
-        let spec = match &q.wanted {
-            Wanted::Any => TokenSpec::Imds {
-                client_id: None,
-                resource_id: None,
-            },
-            Wanted::ClientId(c) => TokenSpec::Imds {
-                client_id: Some(c.clone()),
-                resource_id: None,
-            },
-            Wanted::ResourceId(r) => TokenSpec::Imds {
-                client_id: None,
-                resource_id: Some(r.clone()),
-            },
-            Wanted::ObjectId(_) => {
-                return Reply::error(
-                    400,
-                    "object_id is not supported by the node agent: ask by client_id or mi_res_id",
-                );
-            }
+    /// A decision carried out: the budget (pod requests), then the plan's token fetch.
+    async fn serve(
+        &self,
+        decision: Decision,
+        pod: &PodEntry,
+        resource: &str,
+        budget: bool,
+    ) -> Result<Vec<PodToken>, Refusal> {
+        let plan = match decision {
+            Decision::Fetch { plan, .. } => plan,
+            Decision::Refuse(r) => return Err(r),
+            // `select` only returns once the wait is over.
+            Decision::Wait { .. } => return Err(Refusal::ShuttingDown),
         };
-        match self.get_tokens(&spec, &q.resource, pod).await {
-            Ok(tokens) => {
-                let now = now_secs();
-                let bodies: Vec<TokenBody> = tokens.iter().map(|t| body(t, now)).collect();
-                token_reply(&bodies)
-            }
-            Err(e) => Reply::error(
-                403,
-                format!("failed to get service principal token, error: {e}"),
-            ),
+        if budget {
+            self.spend_budget(pod, resource)?;
         }
+        let plan = plan?;
+        let exempt = matches!(plan, FetchPlan::NodeImds { .. });
+        self.get_tokens(&token_spec(plan), resource, pod)
+            .await
+            .map_err(|e| {
+                if exempt {
+                    Refusal::NodeTokenFailed(e.to_string())
+                } else {
+                    Refusal::TokenFailed {
+                        status: e.http_status(),
+                        message: e.to_string(),
+                    }
+                }
+            })
     }
 
     /// The pod owning `ip`: the index, then one live lookup.
-    async fn find_pod(&self, ip: IpAddr) -> Result<Arc<PodEntry>, Reply> {
+    async fn find_pod(&self, ip: IpAddr) -> Result<Arc<PodEntry>, Refusal> {
         let ip = canonical(ip);
         let first = self.shared.pods.read().lookup(ip);
         match first {
             Lookup::Found(p) => return Ok(p),
-            Lookup::Ambiguous(v) => return Err(ambiguous(ip, &v)),
+            Lookup::Ambiguous(pods) => return Err(Refusal::PodAmbiguous { ip, pods }),
             Lookup::Missing => {}
         }
         let api: Api<Pod> = Api::all(self.client.clone());
@@ -550,225 +540,57 @@ impl Agent {
             Ok(Err(e)) => {
                 self.shared.metrics.kube_error("get_pod_list");
                 tracing::warn!(pod_ip = %ip, error = %e, "live pod lookup failed");
-                return Err(Reply::error(
-                    500,
-                    format!(
-                        "pod list is empty: no pod with IP {ip} in the cache and the API lookup failed: {e}"
-                    ),
-                ));
+                return Err(Refusal::PodLookupFailed {
+                    ip,
+                    error: Some(e.to_string()),
+                });
             }
             Err(_) => {
                 self.shared.metrics.kube_error("get_pod_list");
-                return Err(Reply::error(
-                    500,
-                    format!(
-                        "pod list is empty: no pod with IP {ip} in the cache and the API lookup timed out"
-                    ),
-                ));
+                return Err(Refusal::PodLookupFailed { ip, error: None });
             }
         }
         match self.shared.pods.read().lookup(ip) {
             Lookup::Found(p) => Ok(p),
-            Lookup::Ambiguous(v) => Err(ambiguous(ip, &v)),
-            Lookup::Missing => Err(Reply::error(
-                500,
-                format!(
-                    "pod list is empty: no Pending or Running pod on node {} has IP {ip}",
-                    self.cfg.node
-                ),
-            )),
+            Lookup::Ambiguous(pods) => Err(Refusal::PodAmbiguous { ip, pods }),
+            Lookup::Missing => Err(Refusal::PodNotOnNode {
+                ip,
+                node: self.cfg.node.clone(),
+            }),
         }
     }
 
-    /// The identity for a pod's request (mode rules; standard mode waits for the controller within budget).
-    async fn select(
-        &self,
-        pod: &PodEntry,
-        wanted: &Wanted,
-        retry_after: bool,
-    ) -> Result<IdentityView, Reply> {
-        let ra = retry_after && self.cfg.retry_after_header;
-        if let Wanted::ObjectId(_) = wanted {
-            return Err(Reply::error(
-                400,
-                "object_id is not supported by the node agent: ask by client_id or mi_res_id",
-            ));
-        }
-        let label = pod.labels.get(POD_LABEL_KEY).map(String::as_str);
-        let (ns, name) = (pod.namespace.as_str(), pod.name.as_str());
-        match self.cfg.mode {
-            Mode::Managed | Mode::Federated => {
-                let namespaced = self.cfg.mode == Mode::Managed || self.cfg.force_namespaced;
-                let bindings = self.shared.binding_list();
-                let ids = bound_identities(
-                    ns,
-                    label,
-                    &bindings,
-                    &self.shared.identities.read(),
-                    namespaced,
-                );
-                let ids = without_protected(ids, wanted, &self.cfg.protected)
-                    .map_err(|m| Reply::error(403, m))?;
-                choose(&ids, wanted, ns, name, namespaced)
-                    .map_err(|m| Reply::identity_not_found(m, ra))
-            }
-            Mode::Standard => {
-                let interval = Duration::from_secs(self.cfg.retry_interval_secs);
-                let start = Instant::now();
-                let created_deadline = start + interval * self.cfg.retry_created;
-                let total_deadline =
-                    start + interval * (self.cfg.retry_created + self.cfg.retry_assigned);
-                let mut rx = self.shared.subscribe();
-                loop {
-                    rx.borrow_and_update();
-                    let aais = self.shared.assigned_for(ns, name);
-                    let bindings = if aais.is_empty() {
-                        self.shared.binding_list()
-                    } else {
-                        Vec::new()
-                    };
-                    if let Some(msg) = standard_fast_refusal(
-                        ns,
-                        name,
-                        label,
-                        &bindings,
-                        !aais.is_empty(),
-                        self.cfg.force_namespaced,
-                    ) {
-                        return Err(Reply::error(404, msg));
-                    }
-                    match eval_assigned(&aais, wanted) {
-                        AssignedEval::Ready(list) => {
-                            let list = without_protected(list, wanted, &self.cfg.protected)
-                                .map_err(|m| Reply::error(403, m))?;
-                            return choose(&list, wanted, ns, name, self.cfg.force_namespaced)
-                                .map_err(|m| Reply::identity_not_found(m, ra));
-                        }
-                        AssignedEval::Pending { created } => {
-                            // Wait only when an assignment can still come for what was asked.
-                            if let Some(label) = label
-                                && let Some(msg) = standard_nothing_to_wait_for(
-                                    ns,
-                                    name,
-                                    label,
-                                    wanted,
-                                    &self.shared.binding_list(),
-                                    &self.shared.identities.read(),
-                                    &aais,
-                                    self.cfg.force_namespaced,
-                                )
-                            {
-                                return Err(Reply::identity_not_found(msg, ra));
-                            }
-                            let now = Instant::now();
-                            let attempts = self.cfg.retry_created + self.cfg.retry_assigned;
-                            if now >= total_deadline {
-                                return Err(Reply::identity_not_found(
-                                    assigned_timeout_message(
-                                        ns,
-                                        name,
-                                        attempts,
-                                        self.cfg.retry_interval_secs,
-                                        wanted,
-                                    ),
-                                    ra,
-                                ));
-                            }
-                            if !created && now >= created_deadline {
-                                return Err(Reply::identity_not_found(
-                                    created_timeout_message(
-                                        ns,
-                                        name,
-                                        self.cfg.retry_created,
-                                        self.cfg.retry_interval_secs,
-                                        wanted,
-                                    ),
-                                    ra,
-                                ));
-                            }
-                            let next = if created {
-                                total_deadline
-                            } else {
-                                created_deadline.min(total_deadline)
-                            };
-                            tokio::select! {
-                                r = rx.changed() => if r.is_err() { return Err(Reply::error(500, "agent shutting down")); },
-                                _ = tokio::time::sleep_until(next.into()) => {}
-                            }
-                        }
-                    }
-                }
+    /// The machine's identity selection, driven: each round reads the watched state; a `Wait` sleeps until the
+    /// watches change or its deadline passes (standard mode's wait for the controller, within budget).
+    async fn select(&self, pod: &PodEntry, wanted: &Wanted) -> Decision {
+        let start = Instant::now();
+        let standard = self.policy.mode == decide::Mode::Standard;
+        let mut rx = self.shared.subscribe();
+        loop {
+            rx.borrow_and_update();
+            let aais = if standard {
+                self.shared.assigned_for(&pod.namespace, &pod.name)
+            } else {
+                Vec::new()
+            };
+            let bindings = self.shared.binding_list();
+            let decision = {
+                let identities = self.shared.identities.read();
+                let world = World {
+                    bindings: &bindings,
+                    identities: &identities,
+                    assigned: &aais,
+                };
+                decide::select(&self.policy, &caller(pod), &world, wanted, start.elapsed())
+            };
+            let Decision::Wait { until, .. } = decision else {
+                return decision;
+            };
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return Decision::Refuse(Refusal::ShuttingDown); },
+                _ = tokio::time::sleep_until((start + until).into()) => {}
             }
         }
-    }
-
-    async fn fetch(
-        &self,
-        id: &IdentityView,
-        pod: &PodEntry,
-        resource: &str,
-    ) -> Result<Vec<PodToken>, Reply> {
-        let spec = if self.cfg.mode == Mode::Federated {
-            if id.tenant_id.trim().is_empty() {
-                return Err(Reply::error(
-                    403,
-                    format!(
-                        "identity {}/{} has no spec.tenantID: federated mode exchanges the pod's service-account token in the identity's tenant, so it needs one",
-                        id.namespace, id.name
-                    ),
-                ));
-            }
-            TokenSpec::Federated {
-                tenant_id: id.tenant_id.clone(),
-                client_id: id.client_id.clone(),
-                namespace: pod.namespace.clone(),
-                service_account: pod.service_account.clone(),
-            }
-        } else {
-            match id.id_type {
-                0 => TokenSpec::Imds {
-                    client_id: Some(id.client_id.clone()),
-                    resource_id: None,
-                },
-                1 | 2 => {
-                    let Some((sns, sname)) = id.secret_ref.clone() else {
-                        return Err(Reply::error(
-                            503,
-                            format!(
-                                "identity {}/{} has no clientPassword secret reference",
-                                id.namespace, id.name
-                            ),
-                        ));
-                    };
-                    TokenSpec::ServicePrincipal {
-                        identity_key: format!("{}/{}/{}", id.namespace, id.name, id.version_key),
-                        tenant_id: id.tenant_id.clone(),
-                        client_id: id.client_id.clone(),
-                        aux_tenant_ids: id.aux_tenant_ids.clone(),
-                        secret: if id.id_type == 1 {
-                            SpSecret::ClientSecret {
-                                namespace: sns,
-                                name: sname,
-                            }
-                        } else {
-                            SpSecret::Certificate {
-                                namespace: sns,
-                                name: sname,
-                            }
-                        },
-                    }
-                }
-                t => {
-                    return Err(Reply::error(
-                        503,
-                        format!("identity type {t} is not supported"),
-                    ));
-                }
-            }
-        };
-        self.get_tokens(&spec, resource, pod)
-            .await
-            .map_err(|e| Reply::error(e.http_status(), e.to_string()))
     }
 
     /// Tokens for an authorised spec (cache, coalescing and refresh in the provider), timed for the upstream
@@ -800,8 +622,8 @@ impl Agent {
         r
     }
 
-    async fn host_token(&self, headers: &HeaderMap, ip: IpAddr, q: TokenQuery) -> Answer {
-        let none = |r: Reply| (r, String::new(), String::new());
+    async fn host_token(&self, headers: &HeaderMap, ip: IpAddr, raw_query: &str) -> Answer {
+        let none = |r: Refusal| (r.reply(false), String::new(), String::new());
         let h = |n: &str| {
             headers
                 .get(n)
@@ -809,60 +631,55 @@ impl Agent {
                 .unwrap_or("")
                 .to_string()
         };
-        let (podns, podname) = (h("podns"), h("podname"));
-        if podns.is_empty() || podname.is_empty() {
-            return none(Reply::error(
-                400,
-                "missing 'podname' and 'podns' from request header",
-            ));
-        }
-        if canonical(ip) != IpAddr::V4(Ipv4Addr::LOCALHOST) {
-            return none(Reply::error(
-                500,
-                "request remote address is not from a host",
-            ));
-        }
-        if q.resource.is_empty() {
-            return none(Reply::error(400, "parameter resource cannot be empty"));
-        }
+        let (req, podns, podname) =
+            match TokenRequest::parse_host(raw_query, &h("podns"), &h("podname"), ip) {
+                Ok(r) => r,
+                Err(r) => return none(r),
+            };
         let pod = match self.pod_by_name(&podns, &podname).await {
             Ok(p) => p,
             Err(r) => return none(r),
         };
-        let resource = q.resource.clone();
-        let id = match self.select(&pod, &q.wanted, false).await {
-            Ok(id) => id,
-            Err(r) => return (Reply::error(404, r.body.trim_end()), podns, resource),
+        let resource = req.resource.clone();
+        let decision = self.select(&pod, &req.wanted).await;
+        let client_id = match &decision {
+            Decision::Fetch {
+                identity: Some(id), ..
+            } => id.client_id.clone(),
+            Decision::Refuse(r) => return (r.host_selection_reply(), podns, resource),
+            _ => String::new(),
         };
-        let reply = match self.fetch(&id, &pod, &q.resource).await {
+        let reply = match self.serve(decision, &pod, &req.resource, false).await {
             Ok(tokens) => match tokens.first() {
-                Some(t) => host_token_reply(&body(t, now_secs()), &id.client_id),
-                None => Reply::error(503, "no token"),
+                Some(t) => host_token_reply(&body(t, now_secs()), &client_id),
+                None => Refusal::NoToken.reply(false),
             },
-            Err(r) => r,
+            Err(r) => r.reply(false),
         };
         (reply, podns, resource)
     }
 
-    async fn pod_by_name(&self, ns: &str, name: &str) -> Result<Arc<PodEntry>, Reply> {
+    async fn pod_by_name(&self, ns: &str, name: &str) -> Result<Arc<PodEntry>, Refusal> {
         if let Some(p) = self.shared.pods.read().get(ns, name) {
             return Ok(p);
         }
         let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let failed = |error: Option<String>| Refusal::PodGetFailed {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            error,
+        };
         match tokio::time::timeout(LIVE_LOOKUP_TIMEOUT, api.get_opt(name)).await {
             Ok(Ok(Some(p))) => Ok(Arc::new(pod_entry(&p))),
-            Ok(Ok(None)) => Err(Reply::error(404, format!("pod {ns}/{name} not found"))),
+            Ok(Ok(None)) => Err(Refusal::PodNotFound {
+                namespace: ns.to_string(),
+                name: name.to_string(),
+            }),
             Ok(Err(e)) => {
                 self.shared.metrics.kube_error("get_pod_list");
-                Err(Reply::error(
-                    500,
-                    format!("failed to get pod {ns}/{name}: {e}"),
-                ))
+                Err(failed(Some(e.to_string())))
             }
-            Err(_) => Err(Reply::error(
-                500,
-                format!("failed to get pod {ns}/{name}: timed out"),
-            )),
+            Err(_) => Err(failed(None)),
         }
     }
 
@@ -967,14 +784,61 @@ impl Agent {
     }
 }
 
-fn ambiguous(ip: IpAddr, pods: &[String]) -> Reply {
-    Reply::error(
-        500,
-        format!(
-            "failed to match pod IP {ip} with [{}]: several pods claim it",
-            pods.join(" ")
-        ),
-    )
+/// The pod as the decision takes it.
+fn caller(pod: &PodEntry) -> Caller<'_> {
+    Caller {
+        namespace: &pod.namespace,
+        name: &pod.name,
+        labels: &pod.labels,
+        replicaset: pod.replicaset.as_deref(),
+        service_account: &pod.service_account,
+    }
+}
+
+/// The decision's fetch plan as the token provider's spec.
+fn token_spec(plan: FetchPlan) -> TokenSpec {
+    match plan {
+        FetchPlan::NodeImds {
+            client_id,
+            resource_id,
+        } => TokenSpec::Imds {
+            client_id,
+            resource_id,
+        },
+        FetchPlan::Imds { client_id } => TokenSpec::Imds {
+            client_id: Some(client_id),
+            resource_id: None,
+        },
+        FetchPlan::ServicePrincipal {
+            identity_key,
+            tenant_id,
+            client_id,
+            aux_tenant_ids,
+            secret,
+            secret_namespace: namespace,
+            secret_name: name,
+        } => TokenSpec::ServicePrincipal {
+            identity_key,
+            tenant_id,
+            client_id,
+            aux_tenant_ids,
+            secret: match secret {
+                SecretKind::ClientSecret => SpSecret::ClientSecret { namespace, name },
+                SecretKind::Certificate => SpSecret::Certificate { namespace, name },
+            },
+        },
+        FetchPlan::Federated {
+            tenant_id,
+            client_id,
+            namespace,
+            service_account,
+        } => TokenSpec::Federated {
+            tenant_id,
+            client_id,
+            namespace,
+            service_account,
+        },
+    }
 }
 
 fn body(t: &PodToken, now: u64) -> TokenBody {

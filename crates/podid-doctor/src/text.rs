@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use podid_core::doctor::{
-    AgentLookup, ExceptionMatch, IdentityProblem, IdentityStatus, ServedIdentity,
+    AgentLookup, ExceptionMatch, IdentityKind, IdentityStatus, ServedIdentity, kind_name,
 };
 
 use crate::{AgentPart, Report, Source};
@@ -13,12 +13,7 @@ use crate::{AgentPart, Report, Source};
 const LABEL_WIDTH: usize = 11;
 
 fn type_name(t: i64) -> String {
-    match t {
-        0 => "user-assigned managed identity".into(),
-        1 => "service principal, secret".into(),
-        2 => "service principal, certificate".into(),
-        n => format!("unsupported type {n}"),
-    }
+    kind_name(IdentityKind::from_wire(t))
 }
 
 fn source(s: Source) -> &'static str {
@@ -54,24 +49,7 @@ fn served(id: &ServedIdentity) -> String {
 }
 
 fn identity_status(s: &IdentityStatus) -> String {
-    match s {
-        IdentityStatus::Usable => "usable".into(),
-        IdentityStatus::Missing => "MISSING (no such AzureIdentity)".into(),
-        IdentityStatus::Unknown => "not known to this source".into(),
-        IdentityStatus::OutOfScope => {
-            "out of scope (namespaced, not in the pod's namespace)".into()
-        }
-        IdentityStatus::Unusable { problem } => match problem {
-            IdentityProblem::UnsupportedType { id_type } => {
-                format!("unusable: spec.type {id_type} is not supported")
-            }
-            IdentityProblem::InvalidResourceId { resource_id } => {
-                format!("unusable: invalid spec.resourceID {resource_id:?}")
-            }
-            IdentityProblem::NoTenant => "unusable: no spec.tenantID (federated mode)".into(),
-            IdentityProblem::NoSecretRef => "unusable: no spec.clientPassword".into(),
-        },
-    }
+    s.summary()
 }
 
 /// Renders the report.

@@ -54,7 +54,8 @@ pub use verdict::{
     IdentityCheck, IdentityProblem, IdentityStatus, Reason, ServedIdentity, Verdict, Via,
 };
 
-pub use crate::nmi::decide::{Mode, POD_LABEL_KEY, UnknownMode};
+pub use crate::nmi::decide::{IdentityKind, Mode, POD_LABEL_KEY, UnknownMode};
+pub use wording::kind_name;
 
 /// Namespace of AAIs outside namespaced mode (upstream keeps them in `default`).
 pub const DEFAULT_ASSIGNED_NAMESPACE: &str = "default";

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::diagnosis::Ctx;
 use super::*;
+use crate::nmi::decide::IdentityKind;
 use crate::nmi::request::Wanted;
 
 pub(super) fn requested_text(w: &Wanted) -> Option<String> {
@@ -372,5 +373,41 @@ impl Serialize for Verdict {
             hint: self.hint(),
         }
         .serialize(s)
+    }
+}
+
+impl IdentityStatus {
+    /// A short phrase for a report line (`usable`, `MISSING (...)`, `unusable: ...`).
+    #[must_use]
+    pub fn summary(&self) -> String {
+        match self {
+            IdentityStatus::Usable => "usable".into(),
+            IdentityStatus::Missing => "MISSING (no such AzureIdentity)".into(),
+            IdentityStatus::Unknown => "not known to this source".into(),
+            IdentityStatus::OutOfScope => {
+                "out of scope (namespaced, not in the pod's namespace)".into()
+            }
+            IdentityStatus::Unusable { problem } => match problem {
+                IdentityProblem::UnsupportedType { id_type } => {
+                    format!("unusable: spec.type {id_type} is not supported")
+                }
+                IdentityProblem::InvalidResourceId { resource_id } => {
+                    format!("unusable: invalid spec.resourceID {resource_id:?}")
+                }
+                IdentityProblem::NoTenant => "unusable: no spec.tenantID (federated mode)".into(),
+                IdentityProblem::NoSecretRef => "unusable: no spec.clientPassword".into(),
+            },
+        }
+    }
+}
+
+/// An identity's `spec.type` in words (`user-assigned managed identity`, ...).
+#[must_use]
+pub fn kind_name(kind: IdentityKind) -> String {
+    match kind {
+        IdentityKind::UserAssignedMsi => "user-assigned managed identity".into(),
+        IdentityKind::ServicePrincipalSecret => "service principal, secret".into(),
+        IdentityKind::ServicePrincipalCertificate => "service principal, certificate".into(),
+        IdentityKind::Unsupported(n) => format!("unsupported type {n}"),
     }
 }

@@ -87,6 +87,7 @@ use tokio::sync::watch;
 use crate::cloud::Environment;
 use crate::http::HttpClient;
 use upstream::Upstream;
+pub(crate) use upstream::parse_token as parse_token_response;
 
 /// The audience of the service-account token exchanged for a federated identity's token.
 pub const FEDERATED_AUDIENCE: &str = "api://AzureADTokenExchange";
@@ -503,12 +504,21 @@ fn timeline(tokens: &[PodToken], now_ms: u64, opts: &PodTokenOptions) -> (u64, u
         .unwrap_or(0)
         .saturating_mul(MS_PER_SEC);
     let life = expires_ms.saturating_sub(now_ms);
-    let margin = duration_ms(opts.refresh_margin).min(life / 2);
+    let margin = duration_ms(refresh_margin(
+        opts.refresh_margin,
+        Duration::from_millis(life),
+    ));
     let safety = duration_ms(opts.expiry_safety).min(life / 4);
     (
         expires_ms.saturating_sub(margin),
         expires_ms.saturating_sub(safety),
     )
+}
+
+/// How long before its expiry a token is refreshed: `margin`, or half the lifetime for tokens shorter than twice
+/// that. The one rule for pod tokens and the controller's own token ([`crate::token::TokenSource`]).
+pub(crate) fn refresh_margin(margin: Duration, lifetime: Duration) -> Duration {
+    margin.min(lifetime / 2)
 }
 
 fn duration_ms(d: Duration) -> u64 {

@@ -22,7 +22,7 @@
 //! [`TokenOptions::refresh_margin`] (5 minutes), or half the lifetime for short tokens. Concurrent callers share
 //! one fetch: the first caller starts it on a spawned task (so a cancelled caller cannot strand the others) and
 //! everyone waits on a watch channel for its result. If a refresh fails while the cached token is still valid
-//! for at least [`STILL_VALID_SECS`], the cached token is returned and the failure logged. Transient failures
+//! for at least [`DEFAULT_EXPIRY_SAFETY_SECS`] (the pod tokens' expiry safety), the cached token is returned and the failure logged. Transient failures
 //! (transport errors and timeouts; Entra 408/429/5xx; IMDS 404/410/429/5xx, as ADAL retries them) are retried
 //! [`TokenOptions::retry_attempts`] times with exponential backoff. [`TokenSource::reload`] swaps the credential
 //! (the controller reloads on config-file change) and drops the cache; [`TokenSource::invalidate`] drops only
@@ -48,6 +48,11 @@ use tokio::sync::watch;
 
 use crate::cloud::{CloudConfig, CloudError, Environment};
 use crate::http::{HttpClient, HttpError, HttpResponse};
+// One token pipeline: the controller's own token shares the pod tokens' response parsing, lifetimes, refresh
+// margin, expiry safety and refresh-retry pause (one constant each, in `pod_tokens`).
+use crate::pod_tokens::{
+    DEFAULT_EXPIRY_SAFETY_SECS, DEFAULT_REFRESH_MARGIN_SECS, DEFAULT_REFRESH_RETRY_PAUSE_SECS,
+};
 
 /// The production IMDS base URL (never used by tests).
 pub const DEFAULT_IMDS_URL: &str = "http://169.254.169.254";
@@ -59,20 +64,10 @@ pub(crate) const AAD_API_VERSION: &str = "1.0";
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Lifetime of a client assertion, seconds (MSAL uses 10 minutes).
 const ASSERTION_LIFETIME_SECS: i64 = 600;
-/// Default refresh margin before expiry, seconds.
-const DEFAULT_REFRESH_MARGIN_SECS: u64 = 300;
-/// A cached token still valid this long is used when its refresh fails, seconds.
-pub const STILL_VALID_SECS: u64 = 30;
-/// After a failed refresh with a still-valid cached token, wait this long before the next attempt, seconds.
-const FAILED_REFRESH_PAUSE_SECS: u64 = 10;
 /// Largest certificate file read, bytes.
 const MAX_CERT_FILE_BYTES: u64 = 1024 * 1024;
 /// Longest error description kept from Entra or IMDS, characters.
 const MAX_DESCRIPTION_CHARS: usize = 600;
-/// Longest lifetime believed, seconds (IMDS tokens last 24 hours; a larger claim would stop refreshes).
-const MAX_TOKEN_LIFETIME_SECS: u64 = 2 * 24 * 60 * 60;
-/// Lifetime assumed when a token response gives none, seconds (Entra's default is about an hour).
-const FALLBACK_LIFETIME_SECS: u64 = 3600;
 
 /// Options of a [`TokenSource`].
 #[derive(Debug, Clone)]
@@ -467,15 +462,15 @@ impl Inner {
                 Ok(t)
             }
             Err(e) => {
-                let still_valid = now + Duration::from_secs(STILL_VALID_SECS);
+                let still_valid = now + Duration::from_secs(DEFAULT_EXPIRY_SAFETY_SECS);
                 if let Some(c) = &mut st.cached
                     && c.token.expires_at > still_valid
                 {
                     tracing::warn!(error = %e, "refreshing the ARM token failed; using the cached token until it expires");
                     // Try again after a pause rather than on every call.
-                    let pause = now + Duration::from_secs(FAILED_REFRESH_PAUSE_SECS);
-                    c.refresh_at =
-                        pause.min(c.token.expires_at - Duration::from_secs(STILL_VALID_SECS));
+                    let pause = now + Duration::from_secs(DEFAULT_REFRESH_RETRY_PAUSE_SECS);
+                    c.refresh_at = pause
+                        .min(c.token.expires_at - Duration::from_secs(DEFAULT_EXPIRY_SAFETY_SECS));
                     return Ok(c.token.clone());
                 }
                 Err(e)
@@ -589,7 +584,7 @@ impl Inner {
 /// When to refresh a token fetched at `now` that expires at `expires_at`.
 fn refresh_point(now: SystemTime, expires_at: SystemTime, margin: Duration) -> SystemTime {
     let lifetime = expires_at.duration_since(now).unwrap_or(Duration::ZERO);
-    let margin = margin.min(lifetime / 2);
+    let margin = crate::pod_tokens::refresh_margin(margin, lifetime);
     expires_at.checked_sub(margin).unwrap_or(now)
 }
 
@@ -624,28 +619,14 @@ pub(crate) fn num_field(v: &Value, key: &str) -> Option<i64> {
     }
 }
 
+/// The token of a response, parsed like every pod token ([`crate::pod_tokens::parse_token_response`]: `expires_in`
+/// on the local clock, never past the issuer's `expires_on`, lifetimes capped at two days).
 fn parse_token(r: &HttpResponse, from: &'static str) -> Result<AccessToken, TokenError> {
-    let v: Value = serde_json::from_slice(&r.body).map_err(|e| TokenError::InvalidResponse {
-        from,
-        message: format!("the body is not JSON: {e}"),
-    })?;
-    let token = v
-        .get("access_token")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .ok_or(TokenError::InvalidResponse {
-            from,
-            message: "no access_token".into(),
-        })?;
-    let now = SystemTime::now();
-    let lifetime = match (num_field(&v, "expires_in"), num_field(&v, "expires_on")) {
-        (Some(s), _) => Duration::from_secs(u64::try_from(s).unwrap_or(0)),
-        (None, Some(on)) => Duration::from_secs(u64::try_from(on - now_secs()).unwrap_or(0)),
-        (None, None) => Duration::from_secs(FALLBACK_LIFETIME_SECS),
-    };
+    let t = crate::pod_tokens::parse_token_response(&r.body, "", "", now_secs())
+        .map_err(|message| TokenError::InvalidResponse { from, message })?;
     Ok(AccessToken {
-        token: Arc::from(token),
-        expires_at: now + lifetime.min(Duration::from_secs(MAX_TOKEN_LIFETIME_SECS)),
+        token: Arc::from(t.access_token),
+        expires_at: SystemTime::UNIX_EPOCH + Duration::from_secs(t.expires_on),
     })
 }
 

@@ -45,7 +45,8 @@ use crate::token::{
 
 /// Longest response body kept in a [`PodTokenError`], characters (Entra's error bodies are ~600).
 pub(super) const MAX_BODY_SNIPPET_CHARS: usize = 1024;
-/// Longest lifetime believed, seconds (IMDS tokens last 24 hours; a larger claim would stop refreshes).
+/// Longest lifetime believed, seconds (IMDS tokens last 24 hours; a larger claim would stop refreshes). The one
+/// bound for pod tokens and the controller's own token.
 const MAX_TOKEN_LIFETIME_SECS: i64 = 2 * 24 * 60 * 60;
 /// Lifetime assumed when a token response gives none, seconds (Entra's default is about an hour).
 const FALLBACK_LIFETIME_SECS: i64 = 3600;
@@ -454,7 +455,7 @@ fn token_from(r: &HttpResponse, resource: &str, client_id: &str) -> Result<PodTo
 /// earlier of the server's `expires_on` (when in the future) and `now + expires_in` on the local clock, so a
 /// node clock behind the issuer's never keeps a token past its real end; lifetimes are capped at two days.
 /// The error describes the problem without quoting the body.
-pub(super) fn parse_token(
+pub(crate) fn parse_token(
     body: &[u8],
     requested_resource: &str,
     client_id: &str,

@@ -39,7 +39,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,15 +49,14 @@ use http_body_util::Full;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use podid_k8s::{AzureAssignedIdentity, AzureIdentity, AzureIdentityBinding, NODENAME_LABEL};
+use podid_testkit::http::try_http;
+use podid_testkit::{Component, ComponentCmd, Env, IDS, SUB, TENANT, uami_id};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{PHASE_LIMIT, percentile, report};
 
-const SUB: &str = "0b1f6471-1bf0-4dda-aec3-111122223333";
-const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const MC: &str = "MC_bench";
-const IDS: &str = "rg-ids";
 const NS: &str = "bench";
 /// The agent's node (scale set pool1-vmss, instance 0).
 const NODE: &str = "pool1-vmss000000";
@@ -85,7 +83,9 @@ const TARGET_P99_MS: f64 = 1.0;
 const TARGET_RSS_MB: f64 = 30.0;
 /// Kernel clock ticks per second for /proc/<pid>/stat (USER_HZ, 100 on every Linux architecture podid targets).
 const USER_HZ: f64 = 100.0;
-/// Readiness wait for processes and for the kubelet, seconds.
+/// A child's start line (the agent, the hello server).
+const START_LIMIT: Duration = Duration::from_secs(60);
+/// Readiness wait for the agent (all watches listed) and for the kubelet.
 const READY_LIMIT: Duration = Duration::from_secs(120);
 /// Largest response the generator accepts, bytes.
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
@@ -109,12 +109,6 @@ pub struct Options {
     pub miss_requests: usize,
 }
 
-fn uami_id(name: &str) -> String {
-    format!(
-        "/subscriptions/{SUB}/resourceGroups/{IDS}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
-    )
-}
-
 fn client_id(i: usize) -> String {
     format!("00000000-0000-4000-8000-{i:012}")
 }
@@ -136,47 +130,16 @@ fn world() -> Value {
     })
 }
 
-/// The simulators, a client, and where things are.
-struct Sims {
-    kube: kube_sim::Handle,
-    azure: azure_sim::Handle,
-    dir: tempfile::TempDir,
-    client: kube::Client,
-    kubeconfig: PathBuf,
-}
-
-async fn start_sims() -> anyhow::Result<Sims> {
-    let dir = tempfile::tempdir()?;
-    let kube = kube_sim::start(kube_sim::Config {
-        dir: Some(dir.path().join("kube")),
-        // The kubelet gives scheduled pods an IP from their node's podCIDR and phase Running.
-        kubelet_dir: Some(dir.path().join("kubelet")),
-        watch_cache_size: 50_000,
-        ..kube_sim::Config::default()
-    })
-    .await?;
-    let kubeconfig = kube.kubeconfig.clone().context("kube-sim kubeconfig")?;
-    let mut cfg = azure_sim::Config::from_text(&world().to_string(), dir.path())?;
-    cfg.dir = Some(dir.path().join("azure"));
-    let azure = azure_sim::start(cfg).await?;
-    let kc = kube::config::Kubeconfig::read_from(&kubeconfig)?;
-    let client = kube::Client::try_from(
-        kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?,
-    )?;
-    let e = azure.endpoints();
-    std::fs::write(
-        dir.path().join("azurestack.json"),
-        json!({"name": "AzureStackCloud", "resourceManagerEndpoint": format!("{}/", e.arm.trim_end_matches('/')),
-               "activeDirectoryEndpoint": format!("{}/", e.entra.trim_end_matches('/')), "tokenAudience": "https://management.azure.com/"})
-        .to_string(),
-    )?;
-    Ok(Sims {
-        kube,
-        azure,
-        dir,
-        client,
-        kubeconfig,
-    })
+/// The simulators (the kubelet gives scheduled pods an IP from their node's podCIDR and phase Running), the
+/// CRDs, a client; the bench creates its own nodes.
+async fn start_sims() -> anyhow::Result<Env> {
+    Env::builder(world())
+        .kubelet(true)
+        .world_nodes(false)
+        .imds_case_insensitive(false)
+        .watch_cache_size(50_000)
+        .try_start()
+        .await
 }
 
 /// A pod on the agent's node: name, address, identity index.
@@ -201,14 +164,9 @@ fn pod_json(name: &str, node: &str, identity: usize, i: usize) -> anyhow::Result
     }))?)
 }
 
-/// Namespace, CRDs, nodes, identities, bindings, pods and their AAIs.
-async fn build_cluster(s: &Sims, o: &Options) -> anyhow::Result<Vec<NodePod>> {
+/// Namespace, nodes, identities, bindings, pods and their AAIs.
+async fn build_cluster(s: &Env, o: &Options) -> anyhow::Result<Vec<NodePod>> {
     let c = &s.client;
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(c.clone());
-    for crd in podid_k8s::crds() {
-        crds.create(&PostParams::default(), &crd).await?;
-    }
     Api::<Namespace>::all(c.clone())
         .create(
             &PostParams::default(),
@@ -242,7 +200,7 @@ async fn build_cluster(s: &Sims, o: &Options) -> anyhow::Result<Vec<NodePod>> {
         let id: AzureIdentity = serde_json::from_value(json!({
             "apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentity",
             "metadata": {"name": format!("id-{i}"), "namespace": NS},
-            "spec": {"type": 0, "resourceID": uami_id(&format!("id-{i}")), "clientID": client_id(i)}}))?;
+            "spec": {"type": 0, "resourceID": uami_id(IDS, &format!("id-{i}")), "clientID": client_id(i)}}))?;
         identities.push(ids.create(&PostParams::default(), &id).await?);
         let b: AzureIdentityBinding = serde_json::from_value(json!({
             "apiVersion": "aadpodidentity.k8s.io/v1", "kind": "AzureIdentityBinding",
@@ -422,130 +380,37 @@ fn podid_binary() -> anyhow::Result<PathBuf> {
     Ok(p)
 }
 
-/// A running child server: the agent or the hello server.
-struct Server {
-    child: tokio::process::Child,
-    addr: SocketAddr,
-    pid: u32,
-}
-
-/// Spawn a program that prints one line naming its address as the word after `word_index` words.
-async fn spawn_server(
-    mut cmd: tokio::process::Command,
-    word_index: usize,
-    log: &std::path::Path,
-) -> anyhow::Result<(Server, Vec<String>)> {
-    let logf = std::fs::File::create(log)?;
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(logf))
-        .kill_on_drop(true)
-        .spawn()?;
-    let stdout = child.stdout.take().context("stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let read_log = || std::fs::read_to_string(log).unwrap_or_default();
-    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .with_context(|| format!("no start line in 60 s: {}", read_log()))??
-        .with_context(|| format!("exited before listening: {}", read_log()))?;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
-    let addr: SocketAddr = words
-        .get(word_index)
-        .map(|w| w.trim_start_matches("http://"))
-        .with_context(|| format!("start line {line:?}"))?
-        .parse()
-        .with_context(|| format!("start line {line:?}"))?;
-    let pid = child.id().context("child pid")?;
-    Ok((Server { child, addr, pid }, words))
-}
-
-async fn start_agent(s: &Sims) -> anyhow::Result<(Server, Duration)> {
-    let e = s.azure.endpoints();
-    let imds = e
-        .imds
-        .get(NODE)
-        .context("the node's IMDS endpoint")?
-        .clone();
-    let ca = e.ca_file.clone().context("azure-sim CA file")?;
-    let mut cmd = tokio::process::Command::new(podid_binary()?);
-    cmd.arg("agent")
-        .arg(format!("--kubeconfig={}", s.kubeconfig.display()))
-        .args(["--node", NODE, "--nmi-port", "0", "--http-probe-port", "0"])
-        .args([
-            "--prometheus-port",
-            "0",
-            "--admin-bind-address",
-            "127.0.0.1",
-        ])
-        .args(["--iptables", "off", "--cleanup-delay-sec", "0"])
-        .arg(format!("--imds-endpoint={imds}"))
-        .arg(format!("--azure-ca-file={ca}"))
-        .env(
-            "AZURE_ENVIRONMENT_FILEPATH",
-            s.dir.path().join("azurestack.json"),
-        )
-        .env("PODID_LOG", "warn")
-        .env_remove("FORCENAMESPACED")
-        .env_remove("NODE_NAME");
+async fn start_agent(s: &Env) -> anyhow::Result<(Component, Duration)> {
+    let log = s.dir.path().join("agent.log");
+    let cmd = ComponentCmd::podid(&podid_binary()?, "agent", log).start_timeout(START_LIMIT);
     let t = Instant::now();
-    // "podid agent: serving http://ADDR probe http://ADDR/healthz metrics http://ADDR/metrics"
-    let (server, words) = spawn_server(cmd, 3, &s.dir.path().join("agent.log")).await?;
-    let ready = words
-        .get(5)
-        .context("probe address in the start line")?
-        .replace("/healthz", "/readyz");
-    loop {
-        if http_get(&ready).await.map(|(c, _)| c).unwrap_or(0) == 200 {
-            break;
-        }
-        anyhow::ensure!(
-            t.elapsed() < READY_LIMIT,
-            "agent not ready after {READY_LIMIT:?}: {}",
-            std::fs::read_to_string(s.dir.path().join("agent.log")).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok((server, t.elapsed()))
+    let agent = s
+        .agent_cmd(cmd, NODE)
+        .args(["--nmi-port", "0", "--iptables", "off"])
+        .env("PODID_LOG", "warn")
+        .try_start()
+        .await
+        .context("start the agent")?;
+    agent.try_wait_ready(READY_LIMIT).await?;
+    Ok((agent, t.elapsed()))
 }
 
-/// Minimal HTTP/1.1 request to a loopback URL: (status, body).
-async fn http_req(method: &str, url: &str) -> anyhow::Result<(u16, Bytes)> {
-    let rest = url.trim_start_matches("http://");
-    let (host, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .unwrap_or((rest, "/".to_string()));
-    let stream = tokio::net::TcpStream::connect(host).await?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    let req = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", host)
-        .body(Full::new(Bytes::new()))?;
-    let resp = sender.send_request(req).await?;
-    let code = resp.status().as_u16();
-    let body = http_body_util::BodyExt::collect(resp.into_body())
-        .await?
-        .to_bytes();
-    Ok((code, body))
-}
-
-async fn http_get(url: &str) -> anyhow::Result<(u16, Bytes)> {
-    http_req("GET", url).await
+/// `method url` over loopback: (status, body).
+async fn http_req(method: &str, url: &str) -> anyhow::Result<(u16, String)> {
+    try_http(method, url, None)
+        .await
+        .with_context(|| format!("{method} {url}"))
 }
 
 /// IMDS token requests azure-sim has logged.
-async fn imds_token_requests(s: &Sims) -> anyhow::Result<usize> {
+async fn imds_token_requests(s: &Env) -> anyhow::Result<usize> {
     let url = format!(
         "{}/requests?family=imds&limit=1000000",
         s.azure.endpoints().control.trim_end_matches('/')
     );
-    let (code, body) = http_get(&url).await?;
+    let (code, body) = http_req("GET", &url).await?;
     anyhow::ensure!(code == 200, "control API /requests answered {code}");
-    let v: Value = serde_json::from_slice(&body)?;
+    let v: Value = serde_json::from_str(&body)?;
     Ok(v["items"]
         .as_array()
         .map(|a| {
@@ -560,7 +425,7 @@ async fn imds_token_requests(s: &Sims) -> anyhow::Result<usize> {
         .unwrap_or(0))
 }
 
-async fn clear_request_log(s: &Sims) -> anyhow::Result<()> {
+async fn clear_request_log(s: &Env) -> anyhow::Result<()> {
     let url = format!(
         "{}/requests",
         s.azure.endpoints().control.trim_end_matches('/')
@@ -946,7 +811,7 @@ fn print_cpu(what: &str, r: &LoadResult) {
 
 /// The miss test: `n` concurrent identical requests for a resource never asked for, from pods of one identity.
 async fn miss_once(
-    s: &Sims,
+    s: &Env,
     to: SocketAddr,
     pods: &[NodePod],
     n: usize,
@@ -1186,9 +1051,12 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(10), agent.child.wait()).await;
 
     // The same generator against a bare hyper server.
-    let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
-    cmd.arg("agent-hello");
-    let (mut hello, _) = spawn_server(cmd, 2, &s.dir.path().join("hello.log")).await?;
+    let mut hello = ComponentCmd::new(std::env::current_exe()?, s.dir.path().join("hello.log"))
+        .arg("agent-hello")
+        .start_timeout(START_LIMIT)
+        .try_start()
+        .await
+        .context("start the hello server")?;
     let hreq = req.clone();
     let h = closed_loop(
         hello.addr,

@@ -38,3 +38,37 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
+
+/// `$KUBECTL` when set, else `kubectl` on `PATH` or in the sbin directories.
+pub fn find_kubectl() -> Option<PathBuf> {
+    std::env::var("KUBECTL")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| find_tool("kubectl"))
+}
+
+/// Runs `cmd` to completion with `stdin` written to it (else a null stdin), capturing stdout and stderr.
+pub fn output_with_stdin(
+    mut cmd: std::process::Command,
+    stdin: Option<&str>,
+) -> std::process::Output {
+    use std::process::Stdio;
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    }
+    child.wait_with_output().expect("output")
+}

@@ -93,21 +93,9 @@ async fn clear_fault(env: &Env, family: &str) {
     assert_eq!(s, 200, "clear fault {family}: {v}");
 }
 
-/// The request log of one azure-sim family.
-async fn requests(env: &Env, family: &str) -> Vec<Value> {
-    let (_, v) = env
-        .control(
-            "GET",
-            &format!("/requests?family={family}&limit=100000"),
-            None,
-        )
-        .await;
-    v["items"].as_array().cloned().unwrap_or_default()
-}
-
 /// Token requests seen by Entra ID (v1 and v2 token endpoints).
 async fn entra_token_requests(env: &Env) -> Vec<Value> {
-    requests(env, "entra")
+    env.requests("entra")
         .await
         .into_iter()
         .filter(|r| r["path"].as_str().is_some_and(|p| p.contains("/oauth2/")))

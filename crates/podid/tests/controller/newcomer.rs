@@ -5,7 +5,7 @@
 //! `PODID_REQUIRE_CLIENTS=1` (CI).
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DynamicObject, PostParams};
@@ -360,11 +360,7 @@ struct Out {
 
 impl Kubectl {
     fn find() -> Option<PathBuf> {
-        let found = std::env::var("KUBECTL")
-            .ok()
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| podid_playground::run::find_tool("kubectl"));
+        let found = podid_testkit::tools::find_kubectl();
         if found.is_none() {
             assert!(
                 std::env::var("PODID_REQUIRE_CLIENTS").as_deref() != Ok("1"),
@@ -376,7 +372,6 @@ impl Kubectl {
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Out {
-        use std::io::Write;
         let mut c = Command::new(&self.bin);
         c.arg("--kubeconfig")
             .arg(&self.kubeconfig)
@@ -384,24 +379,8 @@ impl Kubectl {
             .arg(self.home.join("cache"))
             .args(args)
             .env_remove("KUBECONFIG")
-            .env("HOME", &self.home)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().expect("spawn kubectl");
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(input.as_bytes())
-                .expect("write stdin");
-        }
-        let out = child.wait_with_output().expect("kubectl output");
+            .env("HOME", &self.home);
+        let out = podid_testkit::tools::output_with_stdin(c, stdin);
         Out {
             ok: out.status.success(),
             stdout: String::from_utf8_lossy(&out.stdout).into(),

@@ -7,7 +7,6 @@
 //! SDK venv (else skipped, or failed with PODID_REQUIRE_CLIENTS=1). Every namespace it creates belongs to the
 //! `podid up` child, which removes them on SIGINT; the test checks that it did.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -28,28 +27,13 @@ const UP_TIMEOUT: Duration = Duration::from_secs(60);
 const STEP_TIMEOUT: Duration = Duration::from_secs(90);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn report(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
-fn skip_or_fail(test: &str, env: &str, why: &str) -> bool {
-    if std::env::var(env).as_deref() == Ok("1") {
-        panic!("{test}: {why} ({env}=1)");
-    }
-    report(&format!("SKIPPED: {test}: {why}"));
-    false
-}
-
 use podid_playground::run::find_tool;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use podid_testkit::tools::{find_kubectl, output_with_stdin, repo_root, report, skip_or_fail};
 
 fn prerequisites(test: &str) -> Option<(PathBuf, PathBuf)> {
     if !rustix::process::geteuid().is_root() {
-        return skip_or_fail(test, "PODID_REQUIRE_NETNS", "needs root")
-            .then_some(Default::default());
+        skip_or_fail(test, "PODID_REQUIRE_NETNS", "needs root");
+        return None;
     }
     for t in ["ip", "iptables", "iptables-save", "iptables-restore"] {
         if find_tool(t).is_none() {
@@ -57,11 +41,7 @@ fn prerequisites(test: &str) -> Option<(PathBuf, PathBuf)> {
             return None;
         }
     }
-    let kubectl = std::env::var("KUBECTL")
-        .ok()
-        .filter(|k| !k.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| find_tool("kubectl"));
+    let kubectl = find_kubectl();
     let python = repo_root().join(".venv/bin/python");
     let ok = python.is_file()
         && std::process::Command::new(&python)
@@ -149,24 +129,8 @@ impl Up {
 
     fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> (bool, String) {
         let mut cmd = std::process::Command::new(&self.kubectl);
-        cmd.args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut c = cmd.spawn().expect("kubectl");
-        if let Some(s) = stdin {
-            c.stdin
-                .take()
-                .expect("stdin")
-                .write_all(s.as_bytes())
-                .expect("write");
-        }
-        let out = c.wait_with_output().expect("kubectl output");
+        cmd.args(args).env("KUBECONFIG", &self.kubeconfig);
+        let out = output_with_stdin(cmd, stdin);
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),

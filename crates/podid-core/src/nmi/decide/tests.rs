@@ -244,3 +244,57 @@ fn budget_refusals_carry_retry_after() {
         "pod app/p asked for too many different resources (20 at once, then 60 a minute): ask again in 3 s\n"
     );
 }
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Standard mode's wait always moves forward: a `Wait` is for a point after now and within the whole
+        /// budget, and past the budget the machine refuses (the agent's loop cannot spin or wait forever).
+        #[test]
+        fn waits_move_forward(
+            states in proptest::collection::vec(0usize..4, 0..3),
+            created in 0u32..20,
+            assigned in 0u32..20,
+            interval in 1u64..10,
+            elapsed_secs in 0u64..500,
+        ) {
+            let l = labels("sel");
+            let c = caller(&l);
+            let mut p = policy(Mode::Standard);
+            p.wait = WaitBudget {
+                retry_created: created,
+                retry_assigned: assigned,
+                retry_interval_secs: interval,
+            };
+            let bindings = [binding("i0", "sel")];
+            let identities = [(("app".to_string(), "i0".to_string()), id("app", "i0", 0))].into();
+            let st = [
+                AssignedState::Created,
+                AssignedState::Other,
+                AssignedState::Created,
+                AssignedState::Other,
+            ];
+            let aais: Vec<AssignedView> = states
+                .iter()
+                .map(|s| AssignedView { identity: id("app", "i0", 0), state: st[*s].clone() })
+                .collect();
+            let w = World { bindings: &bindings, identities: &identities, assigned: &aais };
+            let elapsed = Duration::from_secs(elapsed_secs);
+            let total = Duration::from_secs(interval) * (created + assigned);
+            match select(&p, &c, &w, &Wanted::Any, elapsed) {
+                Decision::Wait { until, .. } => {
+                    prop_assert!(until > elapsed && until <= total);
+                }
+                Decision::Refuse(r) => {
+                    let reply = r.reply(false);
+                    prop_assert_eq!(reply.status, 404);
+                    prop_assert!(!reply.body.trim().is_empty());
+                }
+                Decision::Fetch { .. } => prop_assert!(false, "nothing is assigned"),
+            }
+        }
+    }
+}

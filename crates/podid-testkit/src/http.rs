@@ -114,3 +114,25 @@ pub fn metric_value(text: &str, series: &str) -> Option<f64> {
             .ok()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_bodies_are_joined() {
+        assert_eq!(
+            dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+            "hello world"
+        );
+        assert_eq!(dechunk(""), "");
+    }
+
+    #[test]
+    fn series_values_are_read() {
+        let text = "# HELP x\na_count 3\na_count{k=\"v\"} 4\n";
+        assert_eq!(metric_value(text, "a_count"), Some(3.0));
+        assert_eq!(metric_value(text, "a_count{k=\"v\"}"), Some(4.0));
+        assert_eq!(metric_value(text, "b"), None);
+    }
+}

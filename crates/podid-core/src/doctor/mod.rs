@@ -15,10 +15,10 @@
 //!
 //! # Invariants
 //!
-//! - **One source of truth.** The verdict is computed with the agent's own rules from [`crate::nmi::select`]
-//!   (`is_excepted`, `is_controller_pod`, `standard_fast_refusal`, `eval_assigned`, `bound_identities`, `choose`)
-//!   in the agent's order: pod checks, exceptions, `object_id`, then the mode's selection, then the identity's
-//!   fetchability. The doctor only adds the *why*: when the agent would refuse, the reason names the object to fix.
+//! - **One source of truth.** The verdict is the agent's own decision machine ([`crate::nmi::decide`]: exceptions,
+//!   `object_id`, the mode's selection, protection, the fetch plan), run on the facts at the start of a request;
+//!   the doctor only adds the *why*: when the machine refuses (or would wait), the reason names the object to fix.
+//!   A property test (`tests/agreement.rs`) checks on random clusters that the verdict is the agent's decision.
 //!   The "why no AAI yet" part follows the controller's rules ([`crate::assign::is_valid_resource_id`], namespaced
 //!   scope, the AAI name `<pod>-<podNamespace>-<identity>` in `default` unless namespaced).
 //! - **"Now", not "eventually".** An AAI still `Created` makes the agent wait (up to its budget) and then refuse;

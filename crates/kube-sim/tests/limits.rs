@@ -208,7 +208,8 @@ async fn big_heads_get_431_stalled_bodies_408_and_silent_tls_clients_are_cut() {
     let tls = start(limits(), true).await;
     let silent = testkit::stall(tls.handle.addr, None, 20, b"").await;
     assert_eq!(
-        testkit::count_closed(silent, Duration::from_secs(1) + SLACK).await,
+        // Twice the slack: twenty handshakes time out together, on a machine whose two cores may be busy.
+        testkit::count_closed(silent, Duration::from_secs(1) + 2 * SLACK).await,
         20
     );
     assert_eq!(stats(&tls).tls_failures, 20);

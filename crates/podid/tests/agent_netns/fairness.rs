@@ -119,7 +119,8 @@ fn noisy_neighbour_keeps_the_node_fair() {
     if !prerequisites(TEST) {
         return;
     }
-    in_node(|node| async move {
+    // Alone: the other tests of this binary would otherwise share the two cores with the measurement.
+    in_node_alone(|node| async move {
         let env = start_env().await;
         let mut ids = Vec::new();
         for (i, name) in IDENTITIES.iter().take(2).enumerate() {

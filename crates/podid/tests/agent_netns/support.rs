@@ -121,6 +121,28 @@ where
     F: FnOnce(Arc<NodeNet>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    let _shared = ALONE.read().unwrap_or_else(|e| e.into_inner());
+    in_node_inner(body);
+}
+
+/// Tests of this binary run in parallel; a measurement of latency takes this lock's write side to run alone.
+pub static ALONE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// [`in_node`] with every other test of this binary waiting (for latency measurements).
+pub fn in_node_alone<F, Fut>(body: F)
+where
+    F: FnOnce(Arc<NodeNet>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let _alone = ALONE.write().unwrap_or_else(|e| e.into_inner());
+    in_node_inner(body);
+}
+
+fn in_node_inner<F, Fut>(body: F)
+where
+    F: FnOnce(Arc<NodeNet>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let host_before = host_sysctls();
     let node = Arc::new(
         NodeNet::builder()

@@ -735,19 +735,15 @@ impl Agent {
         let body = match read {
             Ok(Ok(b)) => b.to_bytes(),
             Ok(Err(e)) => {
-                return to_response(Reply::error(
-                    500,
-                    format!("failed to read the request body: {e}"),
-                ));
+                return to_response(Refusal::ProxyBodyFailed(e.to_string()).reply(false));
             }
             Err(_) => {
-                return to_response(Reply::error(
-                    408,
-                    format!(
-                        "the request body did not arrive within {} s",
-                        PROXY_BODY_READ_TIMEOUT.as_secs()
-                    ),
-                ));
+                return to_response(
+                    Refusal::ProxyBodyTimeout {
+                        secs: PROXY_BODY_READ_TIMEOUT.as_secs(),
+                    }
+                    .reply(false),
+                );
             }
         };
         let hdrs: Vec<(&str, &str)> = headers
@@ -774,7 +770,7 @@ impl Agent {
                     .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
             }
             Err(e) => {
-                let r = Reply::error(500, e.to_string());
+                let r = Refusal::ProxyFailed(e.to_string()).reply(false);
                 self.shared
                     .metrics
                     .request(label, 500, "", "", started.elapsed().as_secs_f64());

@@ -496,6 +496,15 @@ pub enum Refusal {
     NoToken,
     /// The agent is stopping.
     ShuttingDown,
+    /// A proxied request's body could not be read.
+    ProxyBodyFailed(String),
+    /// A proxied request's body did not arrive in time.
+    ProxyBodyTimeout {
+        /// The body-read timeout, seconds.
+        secs: u64,
+    },
+    /// The proxied request to IMDS failed.
+    ProxyFailed(String),
 }
 
 impl Refusal {
@@ -604,6 +613,14 @@ impl Refusal {
             ),
             Refusal::NoToken => Reply::error(503, "no token"),
             Refusal::ShuttingDown => Reply::error(500, "agent shutting down"),
+            Refusal::ProxyBodyFailed(e) => {
+                Reply::error(500, format!("failed to read the request body: {e}"))
+            }
+            Refusal::ProxyBodyTimeout { secs } => Reply::error(
+                408,
+                format!("the request body did not arrive within {secs} s"),
+            ),
+            Refusal::ProxyFailed(e) => Reply::error(500, e),
         }
     }
 

@@ -130,7 +130,7 @@ pub fn pod_view(
                 node: cfg.node.clone(),
             };
             let cluster = ClusterFacts {
-                bindings: shared.binding_list(),
+                bindings: shared.binding_list().as_ref().clone(),
                 identities: shared.identities.read().clone(),
                 identities_known: true,
                 assigned: shared

@@ -51,6 +51,8 @@ pub struct Shared {
     aai_pod: RwLock<HashMap<NsName, NsName>>,
     /// Bindings by namespace/name.
     pub bindings: RwLock<HashMap<NsName, BindingView>>,
+    /// The bindings as one list, rebuilt on each binding event (rare) so a token request takes it in O(1).
+    binding_snapshot: RwLock<Arc<Vec<BindingView>>>,
     /// Identities by namespace/name.
     pub identities: RwLock<BTreeMap<NsName, IdentityView>>,
     /// Exceptions: namespace/name -> pod labels.
@@ -73,6 +75,7 @@ impl Shared {
             assigned: RwLock::default(),
             aai_pod: RwLock::default(),
             bindings: RwLock::default(),
+            binding_snapshot: RwLock::default(),
             identities: RwLock::default(),
             exceptions: RwLock::default(),
             changes: tokio::sync::watch::channel(0).0,
@@ -126,9 +129,9 @@ impl Shared {
             .collect()
     }
 
-    /// Bindings as a list.
-    pub fn binding_list(&self) -> Vec<BindingView> {
-        self.bindings.read().values().cloned().collect()
+    /// Bindings as a list (a shared snapshot: no copy per request).
+    pub fn binding_list(&self) -> Arc<Vec<BindingView>> {
+        self.binding_snapshot.read().clone()
     }
 
     /// Exceptions of a namespace (their pod labels).
@@ -284,6 +287,7 @@ pub fn spawn_watches(
                 }
                 Ev::Reset(all) => *m = all.into_iter().collect(),
             }
+            *s.binding_snapshot.write() = Arc::new(m.values().cloned().collect());
         },
     )));
     {

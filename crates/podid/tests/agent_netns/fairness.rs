@@ -17,6 +17,12 @@ use crate::support::*;
 use podid_testkit::tools::report;
 use podid_testkit::*;
 
+/// The metadata address as a socket address (no name resolution; the socket is made on a thread inside the noisy
+/// pod's own network namespace, where the node's DNAT sends it to the agent).
+const METADATA_ADDR: std::net::SocketAddr = std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::new(169, 254, 169, 254),
+    80,
+));
 /// Connections the noisy pod opens.
 const NOISY_CONNECTIONS: usize = 2_000;
 /// Requests the neighbour sends (each on a new connection).
@@ -63,7 +69,7 @@ async fn noisy_connection(
     for _ in 0..3 {
         let Ok(Ok(mut s)) = tokio::time::timeout(
             Duration::from_secs(5),
-            tokio::net::TcpStream::connect("169.254.169.254:80"),
+            tokio::net::TcpStream::connect(METADATA_ADDR),
         )
         .await
         else {

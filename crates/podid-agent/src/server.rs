@@ -58,11 +58,13 @@ pub struct Connection {
 /// Request slots per source address (fairness between pods).
 type InFlight = Mutex<std::collections::HashMap<IpAddr, Arc<tokio::sync::Semaphore>>>;
 
-/// A request's slot; the address's entry goes when its last request ends.
+/// Addresses whose idle slot entries are kept (a node's pods, with room to spare): below this, a pod's next
+/// request reuses its entry instead of allocating one; above it, idle entries are swept.
+const MAX_IDLE_POD_SLOTS: usize = 1024;
+
+/// A request's slot; idle entries are swept once the map holds more than [`MAX_IDLE_POD_SLOTS`] addresses.
 struct PodTurn<'a> {
     map: &'a InFlight,
-    ip: IpAddr,
-    sem: Arc<tokio::sync::Semaphore>,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
@@ -70,9 +72,9 @@ impl Drop for PodTurn<'_> {
     fn drop(&mut self) {
         self.permit.take();
         let mut map = self.map.lock();
-        // Ours and the map's are the only references: nobody else waits or runs for this address.
-        if Arc::strong_count(&self.sem) == 2 {
-            map.remove(&self.ip);
+        if map.len() > MAX_IDLE_POD_SLOTS {
+            // This turn's permit is gone: an entry only the map references is idle (nobody waits or runs there).
+            map.retain(|_, sem| Arc::strong_count(sem) > 1);
         }
     }
 }
@@ -280,11 +282,9 @@ impl Agent {
                 Arc::new(tokio::sync::Semaphore::new(MAX_REQUESTS_IN_FLIGHT_PER_POD))
             })
             .clone();
-        let permit = sem.clone().acquire_owned().await.ok();
+        let permit = sem.acquire_owned().await.ok();
         PodTurn {
             map: &self.in_flight,
-            ip,
-            sem,
             permit,
         }
     }

@@ -24,6 +24,11 @@
 //! `/metadata`, only lower-case ASCII letters, digits, `/`, `-`, `_` and `.` (so `/metadata/identity/info` is
 //! still proxied, as upstream).
 
+use std::borrow::Cow;
+
+/// The token route's path as every SDK writes it.
+const TOKEN_PATH: &str = "/metadata/identity/oauth2/token";
+
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -46,6 +51,10 @@ pub enum Route {
 /// Routes a request by its raw (percent-encoded) path.
 #[must_use]
 pub fn route(raw_path: &str, block_instance_metadata: bool) -> Route {
+    // The path every SDK sends: clean, nothing to decode, rule 1 (the hot path of a busy node).
+    if raw_path == TOKEN_PATH {
+        return Route::Token;
+    }
     // A bad escape is refused (never routed on the raw text, which could slip a token path past the guards); a
     // decoded path that is not UTF-8 is matched on its lossy text, as Go matches bytes.
     let Some(bytes) = percent_decode_bytes(raw_path, false) else {
@@ -246,22 +255,46 @@ fn hex(c: u8) -> Option<u8> {
 /// bad escape are skipped; `+` is a space). Empty when absent.
 #[must_use]
 pub fn query_get(raw_query: &str, key: &str) -> String {
+    let mut found = String::new();
+    for_each_pair(raw_query, |k, v| {
+        if k == key {
+            found = v.into_owned();
+            false
+        } else {
+            true
+        }
+    });
+    found
+}
+
+/// Calls `f(key, value)` for each well-formed pair of a raw query, in order, decoded as Go's `url.ParseQuery`
+/// does (pairs with a `;` or a bad escape are skipped; `+` is a space), until `f` returns false. A key or value
+/// without `%` or `+` is borrowed, not copied (the common case: one pass, no allocation per pair).
+pub fn for_each_pair<'a>(raw_query: &'a str, mut f: impl FnMut(&str, Cow<'a, str>) -> bool) {
     for pair in raw_query.split('&') {
         if pair.is_empty() || pair.contains(';') {
             continue;
         }
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let Some(k) = percent_decode(k, true) else {
+        let Some(k) = decode_form(k) else {
             continue;
         };
-        if k != key {
+        let Some(v) = decode_form(v) else {
             continue;
-        }
-        if let Some(v) = percent_decode(v, true) {
-            return v;
+        };
+        if !f(&k, v) {
+            return;
         }
     }
-    String::new()
+}
+
+/// Form decoding of one query component, borrowing when nothing needs decoding.
+fn decode_form(s: &str) -> Option<Cow<'_, str>> {
+    if s.bytes().any(|b| b == b'%' || b == b'+') {
+        percent_decode(s, true).map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(s))
+    }
 }
 
 /// The identity a token request asks for.
@@ -298,13 +331,31 @@ pub struct TokenQuery {
 /// (one of them is enough to pick an identity; upstream filters by client ID or resource ID).
 #[must_use]
 pub fn parse_token_query(raw_query: &str) -> TokenQuery {
-    let resource = query_get(raw_query, "resource");
-    let client_id = query_get(raw_query, "client_id");
-    let mut resource_id = query_get(raw_query, "msi_res_id");
+    // One pass; the first value of each key wins (as `query_get` of each would).
+    let (mut resource, mut client_id, mut msi_res_id, mut mi_res_id, mut object_id) =
+        (None, None, None, None, None);
+    for_each_pair(raw_query, |k, v| {
+        let slot = match k {
+            "resource" => &mut resource,
+            "client_id" => &mut client_id,
+            "msi_res_id" => &mut msi_res_id,
+            "mi_res_id" => &mut mi_res_id,
+            "object_id" => &mut object_id,
+            _ => return true,
+        };
+        if slot.is_none() {
+            *slot = Some(v);
+        }
+        true
+    });
+    let take = |v: Option<Cow<'_, str>>| v.map(Cow::into_owned).unwrap_or_default();
+    let resource = take(resource);
+    let client_id = take(client_id);
+    let mut resource_id = take(msi_res_id);
     if resource_id.is_empty() {
-        resource_id = query_get(raw_query, "mi_res_id");
+        resource_id = take(mi_res_id);
     }
-    let object_id = query_get(raw_query, "object_id");
+    let object_id = take(object_id);
     let wanted = if !client_id.is_empty() {
         Wanted::ClientId(client_id)
     } else if !resource_id.is_empty() {
@@ -547,6 +598,28 @@ mod tests {
                 proptest::prop_assert!(!matches!(route(to, block), Route::Redirect(_)) || to.contains('%'));
             }
             let _ = parse_token_query(&query);
+        }
+    }
+
+    proptest::proptest! {
+        /// The one-pass parse answers as a `query_get` per key did.
+        #[test]
+        fn one_pass_query_is_query_get_per_key(q in "((resource|client_id|msi_res_id|mi_res_id|object_id|x|%7A|client%5Fid)(=[a-z%+;0-9A-F]{0,6})?&?){0,6}") {
+            let per_key = |k: &str| query_get(&q, k);
+            let mut resource_id = per_key("msi_res_id");
+            if resource_id.is_empty() {
+                resource_id = per_key("mi_res_id");
+            }
+            let wanted = if !per_key("client_id").is_empty() {
+                Wanted::ClientId(per_key("client_id"))
+            } else if !resource_id.is_empty() {
+                Wanted::ResourceId(resource_id)
+            } else if !per_key("object_id").is_empty() {
+                Wanted::ObjectId(per_key("object_id"))
+            } else {
+                Wanted::Any
+            };
+            proptest::prop_assert_eq!(parse_token_query(&q), TokenQuery { resource: per_key("resource"), wanted });
         }
     }
 }

@@ -4,8 +4,10 @@
 //! become the route (`/metadata/identity/oauth2/token`, `/host/token`, `proxy`, ...), and after
 //! [`MAX_SERIES`] distinct label sets new ones are folded into `namespace="other",resource="other"`.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
 
 use parking_lot::Mutex;
 use podid_runtime::metrics::{Counter, Histogram};
@@ -32,9 +34,56 @@ pub const TOKEN_OPS: [&str; 3] = [
 /// Kubernetes API operations counted on error.
 pub const KUBE_OPS: [&str; 3] = ["get_pod_list", "get_secret", "create_token"];
 
+/// The labels of one request series: route, status, namespace, resource.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Series(String, u16, String, String);
+
+/// A series' labels, owned or borrowed, so the map is searched without building an owned key.
+trait SeriesParts {
+    fn parts(&self) -> (&str, u16, &str, &str);
+}
+
+impl SeriesParts for Series {
+    fn parts(&self) -> (&str, u16, &str, &str) {
+        (&self.0, self.1, &self.2, &self.3)
+    }
+}
+
+impl SeriesParts for (&str, u16, &str, &str) {
+    fn parts(&self) -> (&str, u16, &str, &str) {
+        *self
+    }
+}
+
+impl<'a> Borrow<dyn SeriesParts + 'a> for Series {
+    fn borrow(&self) -> &(dyn SeriesParts + 'a) {
+        self
+    }
+}
+
+impl Hash for Series {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.parts().hash(h);
+    }
+}
+
+impl Hash for dyn SeriesParts + '_ {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.parts().hash(h);
+    }
+}
+
+impl PartialEq for dyn SeriesParts + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn SeriesParts + '_ {}
+
 /// Every metric of the agent.
 pub struct Metrics {
-    nmi: Mutex<HashMap<(String, u16, String, String), Histogram>>,
+    nmi: Mutex<HashMap<Series, Histogram>>,
     imds_duration: [Histogram; 3],
     imds_errors: [Counter; 3],
     kube_errors: [Counter; 3],
@@ -80,16 +129,21 @@ impl Metrics {
     /// One handled request.
     pub fn request(&self, route: &str, status: u16, namespace: &str, resource: &str, seconds: f64) {
         let mut m = self.nmi.lock();
-        let mut key = (
-            route.to_string(),
-            status,
-            namespace.to_string(),
-            resource.to_string(),
-        );
-        if !m.contains_key(&key) && m.len() >= MAX_SERIES {
-            key.2 = "other".into();
-            key.3 = "other".into();
+        // Looked up by reference: a known series (every request but a pod's first) allocates nothing.
+        let mut parts = (route, status, namespace, resource);
+        if let Some(h) = m.get(&parts as &dyn SeriesParts) {
+            h.observe(seconds);
+            return;
         }
+        if m.len() >= MAX_SERIES {
+            parts = (route, status, "other", "other");
+        }
+        let key = Series(
+            parts.0.to_string(),
+            parts.1,
+            parts.2.to_string(),
+            parts.3.to_string(),
+        );
         m.entry(key)
             .or_insert_with(|| Histogram::new(NMI_BUCKETS))
             .observe(seconds);
@@ -227,5 +281,29 @@ impl Metrics {
         let _ = writeln!(out, "podid_agent_token_cache_entries {}", tokens.entries);
         self.connections.encode(&mut out, "podid_agent_server");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_are_found_by_reference_and_folded_past_the_cap() {
+        let m = Metrics::default();
+        m.request("/metadata/identity/oauth2/token", 200, "ns", "r", 0.1);
+        m.request("/metadata/identity/oauth2/token", 200, "ns", "r", 0.2);
+        assert_eq!(m.nmi.lock().len(), 1);
+        for i in 0..MAX_SERIES + 5 {
+            m.request("proxy", 200, &format!("ns{i}"), "r", 0.1);
+        }
+        let map = m.nmi.lock();
+        assert_eq!(map.len(), MAX_SERIES + 1);
+        assert!(map.contains_key(&("proxy", 200u16, "other", "other") as &dyn SeriesParts));
+        drop(map);
+        let text = m.encode(&podid_azure::pod_tokens::PodTokenStats::default());
+        assert!(text.contains(
+            "aadpodidentity_nmi_operations_duration_seconds_count{operation_type=\"/metadata/identity/oauth2/token\",status_code=\"200\",namespace=\"ns\",resource=\"r\"} 2"
+        ), "{text}");
     }
 }

@@ -1,11 +1,12 @@
 //! `podid up`, `podid run` and the demo client: the local playground.
 //!
 //! # Model
-//! One `podid up` process owns a whole simulated cluster on this machine: azure-sim and kube-sim (with its
-//! kubelet) in-process on loopback, the controller as a child process, and one node agent per simulated node as a
-//! child process inside that node's network namespace ([`net`]). Pods the kubelet starts get a namespace of their
-//! own behind their node's bridge ([`pods`]), with routes only to the simulated network, which lives inside each
-//! node namespace and is relayed by this process to the simulators ([`relay`]). A pod's program calls
+//! One `podid up` process owns a whole simulated cluster on this machine: azure-sim, kube-sim and the simulated
+//! kubelet (`podid-kubelet`, which speaks only the public API) in-process on loopback, the controller as a child
+//! process, and one node agent per simulated node as a child process inside that node's network namespace
+//! ([`net`]). Pods the kubelet starts get a namespace of their own behind their node's bridge ([`pods`]), with
+//! routes only to the simulated network, which lives inside each node namespace and is relayed by this process to
+//! the simulators ([`relay`]). A pod's program calls
 //! `http://169.254.169.254` exactly as on AKS; the agent's real iptables redirect, in the node namespace, hands the
 //! call to the agent. `podid run` ([`run`]) starts any local program as a pod; the demo client ([`demo`]) plays the
 //! upstream demo image.

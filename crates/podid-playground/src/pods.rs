@@ -1,7 +1,8 @@
 //! The playground's node-side machinery for pods: a scheduler (pods without `spec.nodeName` are bound to the
 //! node with the fewest pods, through the `pods/binding` subresource as the real scheduler does) and the pod
-//! network (once kube-sim's kubelet gave a pod its IP, a namespace with that IP is wired behind its node's bridge
-//! and `<dir>/pods/<uid>.json` announces it to `podid run`). Deleted pods lose their namespace and record.
+//! network (once the kubelet, `podid-kubelet`, gave a pod its IP, a namespace with that IP is wired behind its
+//! node's bridge and `<dir>/pods/<uid>.json` announces it to `podid run`). Deleted pods lose their namespace and
+//! record.
 //!
 //! One watch over all pods drives both. Namespace work shells out to `ip` and runs under `block_in_place`.
 

@@ -398,7 +398,7 @@ pub async fn prepare(
             let n = v["name"].as_str()?;
             Some((
                 n.to_string(),
-                kube_sim::kubelet::projected_dir(&state.kubelet_dir, &rec.uid, n),
+                podid_kubelet::projected_dir(&state.kubelet_dir, &rec.uid, n),
             ))
         })
         .collect();

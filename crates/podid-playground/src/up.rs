@@ -1,7 +1,8 @@
 //! `podid up`: start everything, report readiness, run the demo, and tear it all down again.
 //!
-//! Order of start: stale leftovers of crashed runs are removed; azure-sim and kube-sim (with its kubelet) start
-//! in this process on loopback; the CRDs and one Node object per simulated VM are created; in netns mode each node
+//! Order of start: stale leftovers of crashed runs are removed; azure-sim and kube-sim start in this process on
+//! loopback, then the simulated kubelet (`podid-kubelet`, over kube-sim's public API); the CRDs and one Node
+//! object per simulated VM are created; in netns mode each node
 //! gets its namespace and the relays that make the simulators reachable inside it; the pod machinery (scheduler +
 //! pod namespaces) starts; the controller starts as a child process in the host namespace (it only talks to the
 //! simulators on loopback, as MIC talks to ARM); one agent per node starts as a child process inside its node's
@@ -9,7 +10,7 @@
 //! every agent's probe says `Active` and `state.json` is written.
 //!
 //! Order of stop (Ctrl-C, `--exit`, or an error after start): relays and the pod machinery stop (pod namespaces
-//! deleted), agents get SIGTERM (they remove their chains), the controller gets SIGTERM, node namespaces are
+//! deleted), the kubelet stops, agents get SIGTERM (they remove their chains), the controller gets SIGTERM, node namespaces are
 //! deleted, simulators stop, and the directory's temporary files go (logs stay).
 
 use std::collections::BTreeMap;
@@ -48,6 +49,8 @@ const DEMO_POD_TIMEOUT: Duration = Duration::from_secs(60);
 const CHILD_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// The demo client must finish within this.
 const DEMO_CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+/// The kubelet must have listed nodes and pods within this.
+const KUBELET_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How pods are networked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -91,6 +94,7 @@ struct Running {
     dir: PathBuf,
     stop_tx: watch::Sender<bool>,
     pods_task: Option<tokio::task::JoinHandle<()>>,
+    kubelet: Option<podid_kubelet::Kubelet>,
     relays: Vec<tokio::task::JoinHandle<()>>,
     agents: Vec<Proc>,
     controller: Option<Proc>,
@@ -105,6 +109,9 @@ impl Running {
         let _ = self.stop_tx.send(true);
         if let Some(t) = self.pods_task.take() {
             let _ = t.await;
+        }
+        if let Some(k) = self.kubelet.take() {
+            k.stop().await;
         }
         for r in self.relays.drain(..) {
             let _ = r.await;
@@ -260,6 +267,7 @@ pub async fn up(
         dir: dir.clone(),
         stop_tx,
         pods_task: None,
+        kubelet: None,
         relays: Vec::new(),
         agents: Vec::new(),
         controller: None,
@@ -381,7 +389,8 @@ async fn start(
         listen: SocketAddr::from(([127, 0, 0, 1], args.kube_port)),
         tls: true,
         dir: Some(dir.join("kube")),
-        kubelet_dir: Some(dir.join("kubelet")),
+        // The kubelet is podid-kubelet, below, speaking only the public API.
+        kubelet_dir: None,
         extra_sans: vec![net::KUBE_API_IP.to_string()],
         ..kube_sim::Config::default()
     })
@@ -411,6 +420,10 @@ async fn start(
                 .await?;
         kube::Client::try_from(cfg)?
     };
+    running.kubelet = Some(podid_kubelet::start(
+        client.clone(),
+        podid_kubelet::Config::new(dir.join("kubelet")),
+    ));
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
         Api::all(client.clone());
     for crd in podid_k8s::crds() {
@@ -654,7 +667,15 @@ async fn start(
             agent_log: log,
         });
     }
-    // Ready: every agent's watches synced and (netns) its redirect in place.
+    // Ready: the kubelet's and every agent's watches synced and (netns) the agents' redirects in place.
+    let deadline = Instant::now() + KUBELET_READY_TIMEOUT;
+    while !running.kubelet.as_ref().is_some_and(|k| k.is_ready()) {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the kubelet has not listed nodes and pods after {KUBELET_READY_TIMEOUT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for n in &node_states {
         let deadline = Instant::now() + AGENT_ACTIVE_TIMEOUT;
         loop {

@@ -8,20 +8,13 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use podid_serve::testkit::{self, HALF_REQUEST};
+use podid_serve::testkit::{self, HEADER_TIMEOUT as HEADER, IDLE_TIMEOUT as IDLE, Probe, SLACK};
 use podid_serve::{Limits, StatsSnapshot};
-
-const HEADER: Duration = Duration::from_secs(1);
-const IDLE: Duration = Duration::from_secs(2);
-const SLACK: Duration = Duration::from_secs(2);
 
 fn limits() -> Limits {
     Limits {
-        header_read_timeout: HEADER,
-        idle_timeout: IDLE,
         body_read_timeout: Duration::from_secs(1),
-        max_connections_per_ip: 1000,
-        ..Limits::default()
+        ..testkit::limits()
     }
 }
 
@@ -53,28 +46,22 @@ fn stats(sim: &common::TestSim) -> StatsSnapshot {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_requests_are_dropped_while_other_calls_are_answered() {
     let sim = start(limits()).await;
-    let t = Instant::now();
-    let slow = testkit::stall(imds(&sim), None, 300, HALF_REQUEST).await;
-    let asking = tokio::spawn(testkit::keep_asking(
+    let probe = Probe::new(
         imds(&sim),
-        None,
         testkit::get(
             "/metadata/instance?api-version=2021-02-01",
             "Metadata: true\r\nConnection: close\r\n",
         ),
-        Duration::from_millis(100),
-        HEADER,
-    ));
-    assert_eq!(testkit::count_closed(slow, HEADER + SLACK).await, 300);
-    assert!(t.elapsed() >= HEADER);
-    let (ok, sent) = asking.await.expect("asker");
+    );
+    let run = testkit::slow_loris(&[None], 300, HEADER + SLACK, probe).await;
+    assert_eq!(run.closed, 300);
+    assert!(run.elapsed >= HEADER);
+    let (ok, sent) = (run.answered, run.sent);
     assert!(sent >= 3 && ok == sent, "answered {ok} of {sent}");
     assert_eq!(stats(&sim).header_timeouts, 300);
-    let mut s = testkit::connect(control(&sim), None)
-        .await
-        .expect("connect");
-    let (code, text) = testkit::exchange(
-        &mut s,
+    let (code, text) = testkit::fetch(
+        control(&sim),
+        None,
         &testkit::get("/metrics", ""),
         Duration::from_secs(5),
     )
@@ -147,7 +134,7 @@ async fn the_per_address_cap_spans_every_listener_and_refusals_are_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn big_heads_get_431_and_stalled_bodies_408() {
     let sim = start(limits()).await;
-    let big = format!("X-Big: {}\r\n", "a".repeat(100 * 1024));
+    let big = testkit::oversized("");
     assert_eq!(
         testkit::request(
             control(&sim),
@@ -158,10 +145,10 @@ async fn big_heads_get_431_and_stalled_bodies_408() {
         .await,
         Some(431)
     );
-    let stalled = "PUT /settings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\":";
+    let stalled = testkit::stalled_body("PUT", "/settings", "", "{\"a\":");
     let t = Instant::now();
     assert_eq!(
-        testkit::request(control(&sim), None, stalled, Duration::from_secs(5)).await,
+        testkit::request(control(&sim), None, &stalled, Duration::from_secs(5)).await,
         Some(408)
     );
     assert!(t.elapsed() >= Duration::from_millis(900));

@@ -8,22 +8,15 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use podid_serve::testkit::{self, HALF_REQUEST};
+use podid_serve::testkit::{self, HEADER_TIMEOUT as HEADER, IDLE_TIMEOUT as IDLE, Probe, SLACK};
 use podid_serve::{Limits, StatsSnapshot};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const HEADER: Duration = Duration::from_secs(1);
-const IDLE: Duration = Duration::from_secs(2);
-const SLACK: Duration = Duration::from_secs(2);
-
 fn limits() -> Limits {
     Limits {
-        header_read_timeout: HEADER,
-        idle_timeout: IDLE,
         body_read_timeout: Duration::from_secs(1),
         tls_handshake_timeout: Duration::from_secs(1),
-        max_connections_per_ip: 1000,
-        ..Limits::default()
+        ..testkit::limits()
     }
 }
 
@@ -46,9 +39,9 @@ fn stats(sim: &common::Sim) -> StatsSnapshot {
 
 /// `/metrics` as the admin reads it.
 async fn metrics(sim: &common::Sim, addr: SocketAddr) -> String {
-    let mut s = testkit::connect(addr, None).await.expect("connect");
-    let (code, text) = testkit::exchange(
-        &mut s,
+    let (code, text) = testkit::fetch(
+        addr,
+        None,
         &testkit::get("/metrics", &auth(sim)),
         Duration::from_secs(5),
     )
@@ -62,21 +55,17 @@ async fn metrics(sim: &common::Sim, addr: SocketAddr) -> String {
 async fn half_requests_are_dropped_while_api_calls_are_answered() {
     let sim = start(limits(), false).await;
     let addr = sim.handle.addr;
-    let t = Instant::now();
-    let slow = testkit::stall(addr, None, 300, HALF_REQUEST).await;
-    let asking = tokio::spawn(testkit::keep_asking(
+    let probe = Probe::new(
         addr,
-        None,
         testkit::get(
             "/api/v1/namespaces",
             &format!("{}Connection: close\r\n", auth(&sim)),
         ),
-        Duration::from_millis(100),
-        HEADER,
-    ));
-    assert_eq!(testkit::count_closed(slow, HEADER + SLACK).await, 300);
-    assert!(t.elapsed() >= HEADER);
-    let (ok, sent) = asking.await.expect("asker");
+    );
+    let run = testkit::slow_loris(&[None], 300, HEADER + SLACK, probe).await;
+    assert_eq!(run.closed, 300);
+    assert!(run.elapsed >= HEADER);
+    let (ok, sent) = (run.answered, run.sent);
     assert!(sent >= 3 && ok == sent, "answered {ok} of {sent}");
     assert_eq!(stats(&sim).header_timeouts, 300);
     let text = metrics(&sim, addr).await;
@@ -152,12 +141,8 @@ async fn a_flood_over_the_per_address_cap_is_closed_and_counted() {
     )
     .await;
     let addr = sim.handle.addr;
-    let mut held = testkit::stall(addr, None, 20, b"").await;
-    let excess = testkit::stall(addr, None, 30, b"").await;
-    assert_eq!(
-        testkit::count_closed(excess, Duration::from_millis(500)).await,
-        30
-    );
+    let (mut held, refused) = testkit::flood(addr, None, 20, 30).await;
+    assert_eq!(refused, 30);
     assert_eq!(stats(&sim).refused_per_ip_cap, 30);
     // A connection within the cap reads the counters.
     let (code, text) = testkit::exchange(
@@ -182,7 +167,7 @@ async fn a_flood_over_the_per_address_cap_is_closed_and_counted() {
 async fn big_heads_get_431_stalled_bodies_408_and_silent_tls_clients_are_cut() {
     let sim = start(limits(), false).await;
     let addr = sim.handle.addr;
-    let big = format!("{}X-Big: {}\r\n", auth(&sim), "a".repeat(100 * 1024));
+    let big = testkit::oversized(&auth(&sim));
     assert_eq!(
         testkit::request(
             addr,
@@ -193,10 +178,7 @@ async fn big_heads_get_431_stalled_bodies_408_and_silent_tls_clients_are_cut() {
         .await,
         Some(431)
     );
-    let stalled = format!(
-        "POST /api/v1/namespaces HTTP/1.1\r\nHost: 127.0.0.1\r\n{}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"kind\":",
-        auth(&sim)
-    );
+    let stalled = testkit::stalled_body("POST", "/api/v1/namespaces", &auth(&sim), "{\"kind\":");
     let t = Instant::now();
     assert_eq!(
         testkit::request(addr, None, &stalled, Duration::from_secs(5)).await,

@@ -7,21 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use podid_runtime::admin::{Answer, TEXT, not_found, spawn_with_limits};
-use podid_serve::testkit::{self, HALF_REQUEST};
+use podid_serve::testkit::{self, HEADER_TIMEOUT as HEADER, IDLE_TIMEOUT as IDLE, Probe, SLACK};
 use podid_serve::{Limits, Server};
 
-const HEADER: Duration = Duration::from_secs(1);
-const IDLE: Duration = Duration::from_secs(2);
-const SLACK: Duration = Duration::from_secs(2);
-
 fn limits() -> Limits {
-    Limits {
-        header_read_timeout: HEADER,
-        idle_timeout: IDLE,
+    testkit::short_timeouts(Limits {
         max_connections_per_ip: 500,
         max_connections: 1000,
         ..podid_runtime::admin::admin_limits()
-    }
+    })
 }
 
 async fn start(limits: Limits) -> (SocketAddr, Arc<Server>) {
@@ -39,18 +33,11 @@ async fn start(limits: Limits) -> (SocketAddr, Arc<Server>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_requests_are_dropped_while_probes_are_answered() {
     let (addr, server) = start(limits()).await;
-    let t = Instant::now();
-    let slow = testkit::stall(addr, None, 200, HALF_REQUEST).await;
-    let probes = tokio::spawn(testkit::keep_asking(
-        addr,
-        None,
-        testkit::get("/healthz", "Connection: close\r\n"),
-        Duration::from_millis(100),
-        HEADER,
-    ));
-    assert_eq!(testkit::count_closed(slow, HEADER + SLACK).await, 200);
-    assert!(t.elapsed() >= HEADER);
-    let (ok, sent) = probes.await.expect("prober");
+    let probe = Probe::new(addr, testkit::get("/healthz", "Connection: close\r\n"));
+    let run = testkit::slow_loris(&[None], 200, HEADER + SLACK, probe).await;
+    assert_eq!(run.closed, 200);
+    assert!(run.elapsed >= HEADER);
+    let (ok, sent) = (run.answered, run.sent);
     assert!(sent >= 3 && ok == sent, "probes answered {ok} of {sent}");
     assert_eq!(server.stats().snapshot().header_timeouts, 200);
 }
@@ -75,7 +62,7 @@ async fn idle_keep_alive_is_closed_and_big_heads_get_431() {
         t.elapsed()
     );
     assert_eq!(server.stats().snapshot().idle_timeouts, 1);
-    let big = format!("X-Big: {}\r\n", "a".repeat(100 * 1024));
+    let big = testkit::oversized("");
     let code = testkit::request(
         addr,
         None,
@@ -95,12 +82,8 @@ async fn a_flood_over_the_per_address_cap_is_closed_and_counted() {
         ..limits()
     })
     .await;
-    let mut held = testkit::stall(addr, None, 16, b"").await;
-    let excess = testkit::stall(addr, None, 24, b"").await;
-    assert_eq!(
-        testkit::count_closed(excess, Duration::from_millis(500)).await,
-        24
-    );
+    let (mut held, refused) = testkit::flood(addr, None, 16, 24).await;
+    assert_eq!(refused, 24);
     assert_eq!(server.stats().snapshot().refused_per_ip_cap, 24);
     let (code, _) = testkit::exchange(
         &mut held[3],

@@ -8,8 +8,22 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::Limits;
+
 /// A request line and part of a header block, never finished: what a slow-loris client sends.
 pub const HALF_REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+/// The header-read timeout the limits tests run with: short enough to wait for, long enough to tell apart.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+/// The idle timeout the limits tests run with: twice the header-read timeout, so the two cannot be confused.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Scheduling slack on a loaded 2-core machine, added to every wait for a timeout to fire.
+pub const SLACK: Duration = Duration::from_secs(2);
+/// Every probe of [`slow_loris`] starts this long after the previous one.
+const PROBE_EVERY: Duration = Duration::from_millis(100);
+/// How long the excess of a [`flood`] may take to be closed: "at once", well before any timeout.
+const REFUSED_WITHIN: Duration = Duration::from_millis(500);
+/// The size of the one header line of [`oversized`]: beyond every server's head limit.
+const OVERSIZED_HEADER_BYTES: usize = 100 * 1024;
 
 fn loopback(addr: SocketAddr) {
     assert!(
@@ -130,10 +144,7 @@ pub async fn request(
     request: &str,
     within: Duration,
 ) -> Option<u16> {
-    let mut s = connect(to, from).await.ok()?;
-    exchange(&mut s, request, within)
-        .await
-        .map(|(code, _)| code)
+    fetch(to, from, request, within).await.map(|(code, _)| code)
 }
 
 /// A `GET path` request with `Host: 127.0.0.1`, extra header lines (each ending in CRLF) and keep-alive.
@@ -164,6 +175,157 @@ pub async fn keep_asking(
         tokio::time::sleep(every).await;
     }
     (ok, sent)
+}
+
+/// `base` with the tests' short timeouts ([`HEADER_TIMEOUT`], [`IDLE_TIMEOUT`]).
+#[must_use]
+pub fn short_timeouts(base: Limits) -> Limits {
+    Limits {
+        header_read_timeout: HEADER_TIMEOUT,
+        idle_timeout: IDLE_TIMEOUT,
+        ..base
+    }
+}
+
+/// The defaults with the tests' short timeouts and 1,000 connections per address (a slow-loris run opens
+/// hundreds from one).
+#[must_use]
+pub fn limits() -> Limits {
+    short_timeouts(Limits {
+        max_connections_per_ip: 1000,
+        ..Limits::default()
+    })
+}
+
+/// A request a test keeps sending on fresh connections while it holds a server busy.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// The server.
+    pub to: SocketAddr,
+    /// The source address (`None`: the kernel's choice).
+    pub from: Option<IpAddr>,
+    /// The whole request (see [`get`]); it should close the connection.
+    pub request: String,
+    /// How long to keep sending it.
+    pub during: Duration,
+}
+
+// === impl Probe ===
+
+impl Probe {
+    /// `request` to `to` from the kernel's choice of source address, sent for the header-read timeout.
+    #[must_use]
+    pub fn new(to: SocketAddr, request: String) -> Probe {
+        Probe {
+            to,
+            from: None,
+            request,
+            during: HEADER_TIMEOUT,
+        }
+    }
+
+    /// Sent from `from` (a loopback address).
+    #[must_use]
+    pub fn from(self, from: IpAddr) -> Probe {
+        Probe {
+            from: Some(from),
+            ..self
+        }
+    }
+
+    /// Sent for `during`.
+    #[must_use]
+    pub fn during(self, during: Duration) -> Probe {
+        Probe { during, ..self }
+    }
+}
+
+/// What a [`slow_loris`] run saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlowLoris {
+    /// How many of the half-sent requests the server closed within the wait.
+    pub closed: usize,
+    /// From the first half-sent request until they were counted: at least the header-read timeout.
+    pub elapsed: Duration,
+    /// Probes answered meanwhile.
+    pub answered: usize,
+    /// Probes sent meanwhile.
+    pub sent: usize,
+}
+
+/// Send [`HALF_REQUEST`] on `per_source` connections from each of `sources` to `probe.to`, then, while the
+/// probe is sent every 100 ms, wait up to `within` for the server to close them: a server under a slow-loris
+/// attack must drop the slow clients after its header-read timeout and keep answering others meanwhile.
+pub async fn slow_loris(
+    sources: &[Option<IpAddr>],
+    per_source: usize,
+    within: Duration,
+    probe: Probe,
+) -> SlowLoris {
+    let started = Instant::now();
+    let mut slow = Vec::with_capacity(sources.len() * per_source);
+    for from in sources {
+        slow.extend(stall(probe.to, *from, per_source, HALF_REQUEST).await);
+    }
+    let asking = tokio::spawn(keep_asking(
+        probe.to,
+        probe.from,
+        probe.request,
+        PROBE_EVERY,
+        probe.during,
+    ));
+    let closed = count_closed(slow, within).await;
+    let elapsed = started.elapsed();
+    let (answered, sent) = asking.await.expect("the probing task");
+    SlowLoris {
+        closed,
+        elapsed,
+        answered,
+        sent,
+    }
+}
+
+/// Hold `cap` silent connections from `from`, then open `excess` more: the held connections, and how many of
+/// the excess the server closed at once (within 500 ms, well before any timeout).
+pub async fn flood(
+    to: SocketAddr,
+    from: Option<IpAddr>,
+    cap: usize,
+    excess: usize,
+) -> (Vec<TcpStream>, usize) {
+    let held = stall(to, from, cap, b"").await;
+    let excess = stall(to, from, excess, b"").await;
+    (held, count_closed(excess, REFUSED_WITHIN).await)
+}
+
+/// One request on a fresh connection (from `from`); the status and the whole response as text, or `None`
+/// when the server gave no answer.
+pub async fn fetch(
+    to: SocketAddr,
+    from: Option<IpAddr>,
+    request: &str,
+    within: Duration,
+) -> Option<(u16, String)> {
+    let mut s = connect(to, from).await.ok()?;
+    exchange(&mut s, request, within).await
+}
+
+/// `extra_headers` (each ending in CRLF) followed by one 100 KiB header line: a head over every limit (431).
+#[must_use]
+pub fn oversized(extra_headers: &str) -> String {
+    format!(
+        "{extra_headers}X-Big: {}\r\n",
+        "a".repeat(OVERSIZED_HEADER_BYTES)
+    )
+}
+
+/// A `method path` request announcing a 100-byte JSON body of which only `partial` is sent: what a client
+/// that stalls mid-body sends (408 after the body-read timeout).
+#[must_use]
+pub fn stalled_body(method: &str, path: &str, extra_headers: &str, partial: &str) -> String {
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra_headers}Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{partial}"
+    )
 }
 
 #[cfg(test)]

@@ -12,23 +12,17 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::{Body, Frame};
-use podid_serve::testkit::{self, HALF_REQUEST};
+use podid_serve::testkit::{
+    self, HALF_REQUEST, HEADER_TIMEOUT as HEADER, IDLE_TIMEOUT as IDLE, Probe, SLACK,
+};
 use podid_serve::{Limits, Server};
 use tokio::io::AsyncWriteExt;
 
-const HEADER: Duration = Duration::from_secs(1);
-const IDLE: Duration = Duration::from_secs(2);
-/// Scheduling slack on a loaded 2-core machine.
-const SLACK: Duration = Duration::from_secs(2);
-
 fn limits() -> Limits {
     Limits {
-        header_read_timeout: HEADER,
-        idle_timeout: IDLE,
         max_header_bytes: 16 * 1024,
         max_connections: 2000,
-        max_connections_per_ip: 1000,
-        ..Limits::default()
+        ..testkit::limits()
     }
 }
 
@@ -91,29 +85,19 @@ async fn start(limits: Limits) -> (SocketAddr, Arc<Server>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_are_dropped_within_the_header_timeout_while_others_are_answered() {
     let (addr, server) = start(limits()).await;
-    let started = Instant::now();
-    let slow = testkit::stall(addr, None, 300, HALF_REQUEST).await;
     // Fresh connections that send nothing at all are slow clients too.
     let silent = testkit::stall(addr, None, 50, b"").await;
-    let asking = tokio::spawn(testkit::keep_asking(
-        addr,
-        None,
-        testkit::get("/", "Connection: close\r\n"),
-        Duration::from_millis(100),
-        HEADER + Duration::from_millis(500),
-    ));
-    assert_eq!(
-        testkit::count_closed(slow, HEADER + SLACK).await,
-        300,
-        "every half-request connection is closed"
-    );
+    let probe = Probe::new(addr, testkit::get("/", "Connection: close\r\n"))
+        .during(HEADER + Duration::from_millis(500));
+    let run = testkit::slow_loris(&[None], 300, HEADER + SLACK, probe).await;
+    assert_eq!(run.closed, 300, "every half-request connection is closed");
     assert_eq!(testkit::count_closed(silent, HEADER + SLACK).await, 50);
     assert!(
-        started.elapsed() >= HEADER,
+        run.elapsed >= HEADER,
         "not closed before the header-read timeout: {:?}",
-        started.elapsed()
+        run.elapsed
     );
-    let (ok, sent) = asking.await.expect("asker");
+    let (ok, sent) = (run.answered, run.sent);
     assert!(sent >= 5 && ok == sent, "answered {ok} of {sent} meanwhile");
     let s = server.stats().snapshot();
     assert_eq!(s.header_timeouts, 350, "{s:?}");
@@ -218,11 +202,9 @@ async fn a_flood_from_one_address_is_closed_at_the_per_address_cap_and_counted()
         ..limits()
     })
     .await;
-    let mut held = testkit::stall(addr, None, 20, b"").await;
-    let excess = testkit::stall(addr, None, 30, b"").await;
+    let (mut held, refused) = testkit::flood(addr, None, 20, 30).await;
     assert_eq!(
-        testkit::count_closed(excess, Duration::from_millis(500)).await,
-        30,
+        refused, 30,
         "the excess is closed at once (well before any timeout)"
     );
     let st = server.stats().snapshot();
@@ -264,12 +246,8 @@ async fn a_flood_over_the_total_cap_is_closed_and_counted() {
         ..limits()
     })
     .await;
-    let mut held = testkit::stall(addr, None, 10, b"").await;
-    let excess = testkit::stall(addr, None, 15, b"").await;
-    assert_eq!(
-        testkit::count_closed(excess, Duration::from_millis(500)).await,
-        15
-    );
+    let (mut held, refused) = testkit::flood(addr, None, 10, 15).await;
+    assert_eq!(refused, 15);
     let st = server.stats().snapshot();
     assert_eq!(
         (st.refused_total_cap, st.refused_per_ip_cap),

@@ -7,12 +7,11 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use podid_serve::testkit::{self, HALF_REQUEST};
+use podid_serve::testkit::{self, HEADER_TIMEOUT as HEADER, IDLE_TIMEOUT as IDLE, Probe};
 use podid_testkit::agent::{start_agent, start_env};
 use podid_testkit::http;
 
-const HEADER: Duration = Duration::from_secs(1);
-const IDLE: Duration = Duration::from_secs(2);
+/// More than the test kit's slack: the agent is a child process.
 const SLACK: Duration = Duration::from_secs(3);
 
 /// An address in the agent's pod CIDR (127.20.0.0/24, loopback).
@@ -43,21 +42,12 @@ async fn slow_idle_and_flooding_clients_are_dropped_while_pods_are_answered() {
     assert!(baseline.is_some(), "the agent answers a pod");
 
     // (a) 300 half-sent requests from 10 pod addresses (30 each, under the per-pod cap).
-    let t = Instant::now();
-    let mut slow = Vec::new();
-    for a in 0..10u8 {
-        slow.extend(testkit::stall(to, Some(pod_addr(200 + a)), 30, HALF_REQUEST).await);
-    }
-    let asking = tokio::spawn(testkit::keep_asking(
-        to,
-        Some(pod_addr(101)),
-        ask.clone(),
-        Duration::from_millis(100),
-        HEADER,
-    ));
-    assert_eq!(testkit::count_closed(slow, HEADER + SLACK).await, 300);
-    assert!(t.elapsed() >= HEADER);
-    let (ok, sent) = asking.await.expect("asker");
+    let sources: Vec<_> = (0..10u8).map(|a| Some(pod_addr(200 + a))).collect();
+    let probe = Probe::new(to, ask.clone()).from(pod_addr(101));
+    let run = testkit::slow_loris(&sources, 30, HEADER + SLACK, probe).await;
+    assert_eq!(run.closed, 300);
+    assert!(run.elapsed >= HEADER);
+    let (ok, sent) = (run.answered, run.sent);
     assert!(sent >= 3 && ok == sent, "answered {ok} of {sent} meanwhile");
 
     // (b) an idle keep-alive connection closes after the idle timeout, not the header one.
@@ -82,12 +72,8 @@ async fn slow_idle_and_flooding_clients_are_dropped_while_pods_are_answered() {
     assert!(idle_from.elapsed() >= IDLE - Duration::from_millis(50));
 
     // (c) one pod over the default per-pod cap: the excess is closed at once; other pods are served.
-    let held = testkit::stall(to, Some(pod_addr(250)), 64, b"").await;
-    let excess = testkit::stall(to, Some(pod_addr(250)), 20, b"").await;
-    assert_eq!(
-        testkit::count_closed(excess, Duration::from_millis(500)).await,
-        20
-    );
+    let (held, refused) = testkit::flood(to, Some(pod_addr(250)), 64, 20).await;
+    assert_eq!(refused, 20);
     assert!(
         testkit::request(to, Some(pod_addr(103)), &ask, Duration::from_secs(10))
             .await
@@ -95,7 +81,7 @@ async fn slow_idle_and_flooding_clients_are_dropped_while_pods_are_answered() {
         "another pod is served while one is at its cap"
     );
     // An oversized head gets 431.
-    let big = format!("Metadata: true\r\nX-Big: {}\r\n", "a".repeat(100 * 1024));
+    let big = testkit::oversized("Metadata: true\r\n");
     assert_eq!(
         testkit::request(
             to,

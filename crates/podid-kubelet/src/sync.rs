@@ -19,6 +19,9 @@ use crate::status;
 use crate::volumes::{self, Keyed, Source, TokenKey};
 use crate::{Clock, Config};
 
+/// A token that could not be had is asked for again this much later (seconds).
+const TOKEN_RETRY_SECS: i64 = 2;
+
 /// The watches, by their index in the [`Readiness`].
 #[derive(Debug, Clone, Copy)]
 enum Watch {
@@ -125,6 +128,14 @@ impl Shared {
 
     fn pod(&self, uid: &str) -> Option<Pod> {
         self.cache.lock().pods.get(uid).cloned()
+    }
+
+    /// Look at pod `uid` again on the next pass (a write failed).
+    fn retry(&self, uid: &str) {
+        let mut c = self.cache.lock();
+        if c.changed_set.insert(uid.to_string()) {
+            c.changed.push(uid.to_string());
+        }
     }
 
     fn take_work(&self) -> Work {
@@ -387,7 +398,8 @@ impl Kubelet {
             }
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => {
-                tracing::warn!(%ns, pod = %name, error = %e, "kubelet could not update pod status")
+                tracing::warn!(%ns, pod = %name, error = %e, "kubelet could not update pod status; retrying");
+                self.shared.retry(&uid);
             }
         }
     }
@@ -478,7 +490,9 @@ impl Kubelet {
                                     .insert(key, volumes::refresh_at(now, expires_at));
                             }
                             Err(e) => {
-                                tracing::warn!(%ns, pod = %name, error = %e, "kubelet could not get a projected token")
+                                tracing::warn!(%ns, pod = %name, error = %e, "kubelet could not get a projected token; retrying");
+                                let now = self.now();
+                                self.tokens.insert(key, now + TOKEN_RETRY_SECS);
                             }
                         }
                     }

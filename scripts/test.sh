@@ -13,6 +13,15 @@ skipped=()
 ensure_kubectl || skipped+=("kubectl conformance (kubectl not installed)")
 ensure_clients || skipped+=("some official-SDK client tests (see the [clients] lines above)")
 ensure_netfilter || skipped+=("node-agent network-namespace tests (need root, iproute2 and iptables)")
+# The real kube-apiserver, etcd and kube-controller-manager (built once per machine, before cargo test needs them).
+# shellcheck source=scripts/ensure-kube.sh
+source scripts/ensure-kube.sh
+kube_t0=$(date +%s)
+if ensure_kube; then
+  echo "== real kube-apiserver: $PODID_KUBE_BIN (ready after $(($(date +%s) - kube_t0)) s)"
+else
+  skipped+=("real-apiserver suites (kube-apiserver/etcd not built: see the [kube] lines above)")
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -24,6 +33,8 @@ if [ "${CI:-}" = "true" ]; then
   export PODID_REQUIRE_CLIENTS=1
   # CI runs as root with iptables installed: a namespace test that cannot run is a failure, not a skip.
   if [ -n "${PODID_NETNS_OK:-}" ]; then export PODID_REQUIRE_NETNS=1; fi
+  # A real-apiserver suite that cannot start its server fails instead of skipping.
+  export PODID_REQUIRE_REAL_KUBE=1
 fi
 cargo test --workspace --all-targets --no-fail-fast
 

@@ -26,7 +26,7 @@ pub struct Ca {
     issuer: Issuer<'static, KeyPair>,
 }
 
-/// A serving certificate chain and key.
+/// A certificate chain and key: a serving certificate, or a client one ([`Ca::issue_client`]).
 pub struct ServingCert {
     /// Leaf then CA, DER.
     pub chain: Vec<CertificateDer<'static>>,
@@ -80,7 +80,6 @@ impl Ca {
 
     /// Issue a serving certificate for the given DNS names and IP addresses.
     pub fn issue(&self, common_name: &str, sans: &[String]) -> anyhow::Result<ServingCert> {
-        let key = KeyPair::generate().context("generate serving key")?;
         let mut params = CertificateParams::new(sans.to_vec()).context("serving cert SANs")?;
         params
             .distinguished_name
@@ -89,13 +88,19 @@ impl Ca {
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
+        self.sign(params, "serving")
+    }
+
+    /// A fresh key and `params` (plus the key usages of a TLS leaf) signed by this CA.
+    fn sign(&self, mut params: CertificateParams, what: &str) -> anyhow::Result<ServingCert> {
+        let key = KeyPair::generate().with_context(|| format!("generate {what} key"))?;
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ];
         let cert = params
             .signed_by(&key, &self.issuer)
-            .context("sign serving cert")?;
+            .with_context(|| format!("sign {what} cert"))?;
         let ca_der = pem_to_der(&self.cert_pem)?;
         Ok(ServingCert {
             chain: vec![cert.der().clone(), ca_der],
@@ -104,6 +109,36 @@ impl Ca {
             key_pem: key.serialize_pem(),
         })
     }
+}
+
+// === impl Ca: client certificates ===
+
+impl Ca {
+    /// Issue a client certificate for user `common_name` in `organizations` (Kubernetes reads the subject's CN as
+    /// the user name and each O as a group: `["system:masters"]` makes an admin of a real kube-apiserver).
+    pub fn issue_client(
+        &self,
+        common_name: &str,
+        organizations: &[&str],
+    ) -> anyhow::Result<ServingCert> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).context("client params")?;
+        for o in organizations {
+            params.distinguished_name.push(DnType::OrganizationName, *o);
+        }
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.sign(params, "client")
+    }
+}
+
+/// A fresh RSA-2048 key pair as PEM: (PKCS#8 private key, SubjectPublicKeyInfo public key). RSA because
+/// service-account tokens are RS256 on AKS and in kube-sim (a real kube-apiserver's
+/// `--service-account-signing-key-file` takes it as it is).
+pub fn rsa_key_pair_pem() -> anyhow::Result<(String, String)> {
+    let key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).context("generate RSA key")?;
+    Ok((key.serialize_pem(), key.public_key_pem()))
 }
 
 fn pem_to_der(pem: &str) -> anyhow::Result<CertificateDer<'static>> {
@@ -230,6 +265,14 @@ mod tests {
             .issue("localhost", &["localhost".into(), "127.0.0.1".into()])
             .expect("issue");
         assert_eq!(cert.chain.len(), 2);
+        let client = b
+            .issue_client("admin", &["system:masters"])
+            .expect("client");
+        assert_eq!(client.chain.len(), 2);
+        assert!(client.key_pem.contains("PRIVATE KEY"));
+        let (private, public) = rsa_key_pair_pem().expect("rsa");
+        assert!(private.starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert!(public.starts_with("-----BEGIN PUBLIC KEY-----"));
         assert!(server_config(&cert).is_ok());
         assert!(client_config(a.cert_pem.as_bytes()).is_ok());
         assert!(client_config(b"not pem").is_err());

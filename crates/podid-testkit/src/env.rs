@@ -10,7 +10,7 @@ use podid_k8s::{AzureAssignedIdentity, AzureIdentity};
 use serde_json::{Value, json};
 
 use crate::http::http;
-use crate::kube_backend::{KubeBackend, client_for};
+use crate::kube_backend::{Backend, KubeBackend, client_for};
 use crate::objects;
 use crate::process::{Component, ComponentCmd, podid_exe};
 use crate::wait::{POLL, WAIT, eventually};
@@ -20,6 +20,7 @@ use crate::world::{APP_ID, APP_SECRET, MC, SUB, TENANT, client_id, world_nodes};
 #[must_use]
 pub struct EnvBuilder {
     world: Value,
+    backend: Backend,
     kubelet: bool,
     crds: bool,
     world_nodes: bool,
@@ -42,6 +43,14 @@ pub struct Env {
 // === impl EnvBuilder ===
 
 impl EnvBuilder {
+    /// The Kubernetes API to run against (kube-sim by default). [`Backend::Real`] needs the binaries of
+    /// scripts/ensure-kube.sh: without them [`EnvBuilder::try_start`] fails with
+    /// [`crate::real_kube::RealKubeUnavailable`] (see [`crate::real_kube::skip_unless_available`]).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
     /// With the kubelet, scheduled pods get an IP from their node's podCIDR and phase Running (the agent's tests
     /// find callers by IP; the controller's tests set phases themselves). Off by default.
     pub fn kubelet(mut self, on: bool) -> Self {
@@ -68,7 +77,7 @@ impl EnvBuilder {
         self
     }
 
-    /// kube-sim's watch cache (change-log) length.
+    /// kube-sim's watch cache (change-log) length (kube-sim only; the real server keeps its defaults).
     pub fn watch_cache_size(mut self, n: usize) -> Self {
         self.watch_cache_size = Some(n);
         self
@@ -78,12 +87,23 @@ impl EnvBuilder {
     pub async fn try_start(self) -> anyhow::Result<Env> {
         crate::install_crypto();
         let dir = tempfile::tempdir().context("tmp")?;
-        let kube = KubeBackend::start_sim(
-            dir.path().join("kube"),
-            self.kubelet.then(|| dir.path().join("kubelet")),
-            self.watch_cache_size,
-        )
-        .await?;
+        let kube = match self.backend {
+            Backend::Sim => {
+                KubeBackend::start_sim(
+                    dir.path().join("kube"),
+                    self.kubelet.then(|| dir.path().join("kubelet")),
+                    self.watch_cache_size,
+                )
+                .await?
+            }
+            Backend::Real => {
+                anyhow::ensure!(
+                    !self.kubelet,
+                    "the real backend has no kubelet yet: set pod status through the status subresource"
+                );
+                KubeBackend::start_real().await?
+            }
+        };
         let kubeconfig = kube.kubeconfig().context("kubeconfig")?.to_path_buf();
         let mut cfg =
             azure_sim::Config::from_text(&self.world.to_string(), dir.path()).context("world")?;
@@ -92,13 +112,7 @@ impl EnvBuilder {
         let azure = azure_sim::start(cfg).await.context("azure-sim")?;
         let client = client_for(&kubeconfig).await?;
         if self.crds {
-            let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-                Api::all(client.clone());
-            for crd in podid_k8s::crds() {
-                crds.create(&PostParams::default(), &crd)
-                    .await
-                    .context("create CRD")?;
-            }
+            install_crds(&client).await?;
         }
         if self.world_nodes {
             let nodes: Api<Node> = Api::all(client.clone());
@@ -148,6 +162,36 @@ impl EnvBuilder {
     }
 }
 
+/// Creates the pod-identity CRDs and waits until each is `Established` (a real API server serves a CRD's
+/// resources only from then on).
+pub async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut names = Vec::new();
+    for crd in podid_k8s::crds() {
+        let created = crds
+            .create(&PostParams::default(), &crd)
+            .await
+            .context("create CRD")?;
+        names.push(created.metadata.name.unwrap_or_default());
+    }
+    for name in names {
+        eventually(&format!("CRD {name} Established"), WAIT, || {
+            let (crds, name) = (crds.clone(), name.clone());
+            async move {
+                let crd = crds.get(&name).await.ok()?;
+                crd.status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+                    .then_some(())
+            }
+        })
+        .await;
+    }
+    Ok(())
+}
+
 // === impl Env: start, files, components ===
 
 impl Env {
@@ -155,6 +199,7 @@ impl Env {
     pub fn builder(world: Value) -> EnvBuilder {
         EnvBuilder {
             world,
+            backend: Backend::Sim,
             kubelet: false,
             crds: true,
             world_nodes: true,
@@ -327,11 +372,18 @@ impl Env {
 // === impl Env: objects ===
 
 impl Env {
-    /// Namespace `name` (already there is fine).
+    /// Namespace `name` (already there is fine), with its `default` ServiceAccount (on a real API server the
+    /// controller manager adds it a moment later, and pods cannot be created before).
     pub async fn ns(&self, name: &str) {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let n: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).expect("ns");
         let _ = api.create(&PostParams::default(), &n).await;
+        let sas: Api<ServiceAccount> = Api::namespaced(self.client.clone(), name);
+        eventually(&format!("ServiceAccount {name}/default"), WAIT, || {
+            let sas = sas.clone();
+            async move { sas.get_opt("default").await.ok().flatten().map(|_| ()) }
+        })
+        .await;
     }
 
     /// An AzureIdentity of `type_` pointing at world identity `id_name` (or a full ARM ID).

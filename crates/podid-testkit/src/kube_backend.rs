@@ -1,21 +1,44 @@
-//! The Kubernetes API a test runs against. Today kube-sim, in this process; a real kube-apiserver can become a
-//! second variant. Everything outside this module reaches the API through a [`kube::Client`] and the kubeconfig
-//! path, never through the simulator, except the methods that say they are simulator-only.
+//! The Kubernetes API a test runs against: kube-sim in this process, or a real kube-apiserver with etcd and
+//! kube-controller-manager as child processes ([`crate::real_kube`]). Everything outside this module reaches the
+//! API through a [`kube::Client`] and the kubeconfig path, never through the simulator, except the methods that
+//! say they are simulator-only.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::real_kube::RealKube;
 use crate::wait::WAIT;
 
 /// Pause between attempts to restart kube-sim on its old address (the port may linger briefly).
 const RESTART_RETRY: Duration = Duration::from_millis(100);
 
+/// Which Kubernetes API a test runs against (`Display`: `sim`, `real`: a failure names it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// kube-sim (starts in milliseconds; needs nothing but this workspace).
+    #[default]
+    Sim,
+    /// kube-apiserver + etcd + kube-controller-manager built by scripts/ensure-kube.sh.
+    Real,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Sim => "sim",
+            Backend::Real => "real",
+        })
+    }
+}
+
 /// A running Kubernetes API.
 pub enum KubeBackend {
     /// kube-sim in this process, on a free loopback port.
     Sim(kube_sim::Handle),
+    /// A real control plane on loopback ports.
+    Real(Box<RealKube>),
 }
 
 // === impl KubeBackend ===
@@ -41,10 +64,25 @@ impl KubeBackend {
         ))
     }
 
+    /// etcd, kube-apiserver and kube-controller-manager in a fresh temporary directory (see
+    /// [`RealKube::start`]; a [`crate::real_kube::RealKubeUnavailable`] error when they are not built).
+    pub async fn start_real() -> anyhow::Result<KubeBackend> {
+        Ok(KubeBackend::Real(Box::new(RealKube::start().await?)))
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        match self {
+            KubeBackend::Sim(_) => Backend::Sim,
+            KubeBackend::Real(_) => Backend::Real,
+        }
+    }
+
     /// The API server's URL.
     pub fn url(&self) -> &str {
         match self {
             KubeBackend::Sim(h) => &h.url,
+            KubeBackend::Real(k) => &k.url,
         }
     }
 
@@ -52,6 +90,7 @@ impl KubeBackend {
     pub fn ca_pem(&self) -> Option<&str> {
         match self {
             KubeBackend::Sim(h) => h.ca_pem.as_deref(),
+            KubeBackend::Real(k) => Some(&k.ca_pem),
         }
     }
 
@@ -59,6 +98,7 @@ impl KubeBackend {
     pub fn kubeconfig(&self) -> Option<&Path> {
         match self {
             KubeBackend::Sim(h) => h.kubeconfig.as_deref(),
+            KubeBackend::Real(k) => Some(&k.kubeconfig),
         }
     }
 
@@ -66,35 +106,62 @@ impl KubeBackend {
     pub fn sim(&self) -> Option<&kube_sim::Handle> {
         match self {
             KubeBackend::Sim(h) => Some(h),
+            KubeBackend::Real(_) => None,
         }
     }
 
-    /// Stops the API server.
+    /// The real control plane, when the backend is one.
+    pub fn real(&self) -> Option<&RealKube> {
+        match self {
+            KubeBackend::Sim(_) => None,
+            KubeBackend::Real(k) => Some(k),
+        }
+    }
+
+    /// Stops the API server (and, for the real one, etcd and the controller manager; its directory goes too).
     pub async fn shutdown(self) {
         match self {
             KubeBackend::Sim(h) => h.shutdown().await,
+            KubeBackend::Real(k) => k.shutdown().await,
+        }
+    }
+
+    /// SIMULATOR ONLY: [`KubeBackend::try_stop_sim`], panicking on a real API server.
+    pub async fn stop_sim(&mut self) -> kube_sim::Config {
+        match self.try_stop_sim().await {
+            Ok(cfg) => cfg,
+            Err(e) => panic!("{e:#}"),
         }
     }
 
     /// SIMULATOR ONLY: persist kube-sim's objects and stop it; a throw-away kube-sim holds the place until
     /// [`KubeBackend::restart_sim`]. Returns the configuration to restart with (same address, persisted state).
-    pub async fn stop_sim(&mut self) -> kube_sim::Config {
-        let KubeBackend::Sim(h) = self;
+    /// An error on a real API server.
+    pub async fn try_stop_sim(&mut self) -> anyhow::Result<kube_sim::Config> {
+        let KubeBackend::Sim(h) = self else {
+            anyhow::bail!(
+                "stopping and restarting the API server is simulator-only (backend: real)"
+            );
+        };
         let mut cfg = h.sim.config.clone();
         cfg.listen = h.addr;
         cfg.persist = true;
-        kube_sim::persist::save(&h.sim).expect("persist kube-sim state");
+        kube_sim::persist::save(&h.sim).context("persist kube-sim state")?;
         let placeholder = kube_sim::start(kube_sim::Config::default())
             .await
-            .expect("placeholder kube-sim");
+            .context("placeholder kube-sim")?;
         let old = std::mem::replace(self, KubeBackend::Sim(placeholder));
         old.shutdown().await;
-        cfg
+        Ok(cfg)
     }
 
     /// SIMULATOR ONLY: start kube-sim again with `cfg` (from [`KubeBackend::stop_sim`]), retrying while its old
-    /// port is still taken.
+    /// port is still taken. Panics on a real API server.
     pub async fn restart_sim(&mut self, cfg: kube_sim::Config) {
+        assert!(
+            self.sim().is_some(),
+            "restarting the API server is simulator-only (backend: real)"
+        );
         let deadline = Instant::now() + WAIT;
         let h = loop {
             match kube_sim::start(cfg.clone()).await {

@@ -12,13 +12,16 @@
 //! - [`wait`]: `eventually` and the suites' common timeout;
 //! - [`http`]: a raw HTTP/1.1 client, optionally from a chosen source address (a pod's);
 //! - [`process`]: `podid <component>` as a child process, its first line parsed, its log captured, SIGTERM;
+//! - [`real_kube`]: the real control plane as child processes (PKI, ports, readiness, skip when not built);
 //! - [`tools`]: prerequisites (tools on PATH or in sbin, skip-or-fail, the repository root).
 //!
 //! # The Kubernetes backend
 //!
-//! Everything but [`KubeBackend`] reaches the API server through the client and the kubeconfig, so a later issue
-//! can add a real kube-apiserver as a second variant; the few things only the simulator can do (persist and
-//! restart) are methods that say so.
+//! Everything but [`KubeBackend`] reaches the API server through the client and the kubeconfig, so a suite runs
+//! unchanged against kube-sim or a real kube-apiserver ([`EnvBuilder::backend`] with [`Backend::Sim`] or
+//! [`Backend::Real`]; the real one is etcd + kube-apiserver + kube-controller-manager built by
+//! scripts/ensure-kube.sh, see [`real_kube`]); the few things only the simulator can do (persist and restart, its
+//! kubelet) are methods and options that say so.
 //!
 //! # What may not live here
 //!
@@ -31,13 +34,14 @@ pub mod http;
 pub mod kube_backend;
 pub mod objects;
 pub mod process;
+pub mod real_kube;
 pub mod tools;
 pub mod wait;
 pub mod world;
 
 pub use env::{Env, EnvBuilder};
 pub use http::{get_from, http, raw_from};
-pub use kube_backend::KubeBackend;
+pub use kube_backend::{Backend, KubeBackend};
 pub use process::{Component, ComponentCmd, podid_exe};
 pub use wait::{WAIT, eventually};
 pub use world::{APP_ID, APP_SECRET, IDS, MC, SUB, TENANT, client_id, uami_id, world};

@@ -11,7 +11,6 @@ use std::sync::atomic::AtomicBool;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::watcher;
-use kube::{Api, ResourceExt};
 use parking_lot::RwLock;
 use podid_core::nmi::pods::{PodEntry, PodIndex};
 use podid_core::nmi::select::{AssignedView, BindingView, IdentityView};
@@ -20,26 +19,25 @@ use podid_k8s::{
     NODENAME_LABEL,
 };
 
-use podid_runtime::watch::{Event as Ev, Readiness, Watched, pump};
+use podid_runtime::watch::{Event as Ev, NsName, Pumps, Readiness, Watched, ns_name as key};
 
 use crate::args::Mode;
 use crate::metrics::Metrics;
 
-type NsName = (String, String);
-
-/// Which watch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// This node's pods.
-    Pods = 0,
-    /// AzureAssignedIdentities (standard mode).
-    Assigned = 1,
-    /// AzureIdentityBindings.
-    Bindings = 2,
-    /// AzureIdentities (managed and federated modes).
-    Identities = 3,
-    /// AzurePodIdentityExceptions.
-    Exceptions = 4,
+podid_runtime::watch_kinds! {
+    /// Which watch.
+    pub enum Kind {
+        /// This node's pods.
+        Pods,
+        /// AzureAssignedIdentities (standard mode).
+        Assigned,
+        /// AzureIdentityBindings.
+        Bindings,
+        /// AzureIdentities (managed and federated modes).
+        Identities,
+        /// AzurePodIdentityExceptions.
+        Exceptions,
+    }
 }
 
 /// The agent's shared state.
@@ -178,12 +176,6 @@ impl Shared {
     }
 }
 
-impl From<Kind> for usize {
-    fn from(k: Kind) -> usize {
-        k as usize
-    }
-}
-
 impl Watched for Shared {
     fn readiness(&self) -> &Readiness {
         &self.readiness
@@ -192,10 +184,6 @@ impl Watched for Shared {
     fn changed(&self) {
         Shared::changed(self);
     }
-}
-
-fn key<K: ResourceExt>(o: &K) -> NsName {
-    (o.namespace().unwrap_or_default(), o.name_any())
 }
 
 pub use podid_k8s::views::{identity_view, pod_entry};
@@ -221,17 +209,13 @@ pub fn spawn_watches(
     mode: Mode,
     scale_features: bool,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut tasks = Vec::new();
-    let s = shared.clone();
-    let api: Api<Pod> = Api::all(client.clone());
+    let mut pumps = Pumps::new(client, shared);
     let wc = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
-    tasks.push(tokio::spawn(pump(
-        api,
+    pumps.watch(
         wc,
-        shared.clone(),
         Kind::Pods,
         |p: Pod| pod_entry(&p),
-        move |ev| {
+        |s: &Shared, ev| {
             let mut ix = s.pods.write();
             match ev {
                 Ev::Apply(p) => ix.apply(p),
@@ -239,21 +223,17 @@ pub fn spawn_watches(
                 Ev::Reset(ps) => ix.reset(ps),
             }
         },
-    )));
+    );
     if mode == Mode::Standard {
-        let s = shared.clone();
-        let api: Api<AzureAssignedIdentity> = Api::all(client.clone());
         let mut wc = watcher::Config::default();
         if scale_features {
             wc = wc.labels(&format!("{NODENAME_LABEL}={node}"));
         }
-        tasks.push(tokio::spawn(pump(
-            api,
+        pumps.watch(
             wc,
-            shared.clone(),
             Kind::Assigned,
             |a: AzureAssignedIdentity| (key(&a), aai_view(&a)),
-            move |ev| match ev {
+            |s: &Shared, ev| match ev {
                 Ev::Apply((k, Some((_, pod, v)))) => s.apply_aai(k, pod, v),
                 Ev::Apply((k, None)) | Ev::Delete((k, _)) => s.remove_aai(&k),
                 Ev::Reset(all) => {
@@ -266,17 +246,13 @@ pub fn spawn_watches(
                     }
                 }
             },
-        )));
+        );
     }
-    let s = shared.clone();
-    let api: Api<AzureIdentityBinding> = Api::all(client.clone());
-    tasks.push(tokio::spawn(pump(
-        api,
+    pumps.watch(
         watcher::Config::default(),
-        shared.clone(),
         Kind::Bindings,
         |b: AzureIdentityBinding| (key(&b), podid_k8s::views::binding_view(&b)),
-        move |ev| {
+        |s: &Shared, ev| {
             let mut m = s.bindings.write();
             match ev {
                 Ev::Apply((k, b)) => {
@@ -289,39 +265,29 @@ pub fn spawn_watches(
             }
             *s.binding_snapshot.write() = Arc::new(m.values().cloned().collect());
         },
-    )));
-    {
-        let s = shared.clone();
-        let api: Api<AzureIdentity> = Api::all(client.clone());
-        tasks.push(tokio::spawn(pump(
-            api,
-            watcher::Config::default(),
-            shared.clone(),
-            Kind::Identities,
-            |i: AzureIdentity| (key(&i), identity_view(&i)),
-            move |ev| {
-                let mut m = s.identities.write();
-                match ev {
-                    Ev::Apply((k, i)) => {
-                        m.insert(k, i);
-                    }
-                    Ev::Delete((k, _)) => {
-                        m.remove(&k);
-                    }
-                    Ev::Reset(all) => *m = all.into_iter().collect(),
-                }
-            },
-        )));
-    }
-    let s = shared.clone();
-    let api: Api<AzurePodIdentityException> = Api::all(client);
-    tasks.push(tokio::spawn(pump(
-        api,
+    );
+    pumps.watch(
         watcher::Config::default(),
-        shared,
+        Kind::Identities,
+        |i: AzureIdentity| (key(&i), identity_view(&i)),
+        |s: &Shared, ev| {
+            let mut m = s.identities.write();
+            match ev {
+                Ev::Apply((k, i)) => {
+                    m.insert(k, i);
+                }
+                Ev::Delete((k, _)) => {
+                    m.remove(&k);
+                }
+                Ev::Reset(all) => *m = all.into_iter().collect(),
+            }
+        },
+    );
+    pumps.watch(
+        watcher::Config::default(),
         Kind::Exceptions,
         |e: AzurePodIdentityException| (key(&e), e.spec.pod_labels.clone()),
-        move |ev| {
+        |s: &Shared, ev| {
             let mut m = s.exceptions.write();
             match ev {
                 Ev::Apply((k, l)) => {
@@ -333,6 +299,6 @@ pub fn spawn_watches(
                 Ev::Reset(all) => *m = all.into_iter().collect(),
             }
         },
-    )));
-    tasks
+    );
+    pumps.into_tasks()
 }

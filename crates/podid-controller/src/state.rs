@@ -8,33 +8,34 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::ResourceExt;
 use kube::runtime::watcher;
-use kube::{Api, ResourceExt};
 use parking_lot::{Mutex, RwLock};
 use podid_core::assign::{AaiKey, Cluster};
 use podid_k8s::views;
 use podid_k8s::{AzureAssignedIdentity, AzureIdentity, AzureIdentityBinding, POD_LABEL_KEY};
-use podid_runtime::watch::{Event as Ev, Readiness, Watched, pump, trim_meta};
+use podid_runtime::watch::{
+    Event as Ev, NsName, Pumps, Readiness, Watched, ns_name as key, trim_meta,
+};
 use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
 
-/// Which watch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Pods with the `aadpodidbinding` label.
-    Pods = 0,
-    /// All nodes.
-    Nodes = 1,
-    /// AzureIdentities.
-    Identities = 2,
-    /// AzureIdentityBindings.
-    Bindings = 3,
-    /// AzureAssignedIdentities.
-    Assigned = 4,
+podid_runtime::watch_kinds! {
+    /// Which watch.
+    pub enum Kind {
+        /// Pods with the `aadpodidbinding` label.
+        Pods,
+        /// All nodes.
+        Nodes,
+        /// AzureIdentities.
+        Identities,
+        /// AzureIdentityBindings.
+        Bindings,
+        /// AzureAssignedIdentities.
+        Assigned,
+    }
 }
-
-type NsName = (String, String);
 
 /// Everything the watch pumps and the executor share.
 pub struct Shared {
@@ -80,12 +81,6 @@ impl Default for Shared {
     }
 }
 
-impl From<Kind> for usize {
-    fn from(k: Kind) -> usize {
-        k as usize
-    }
-}
-
 impl Watched for Shared {
     fn readiness(&self) -> &Readiness {
         &self.readiness
@@ -100,10 +95,6 @@ impl Watched for Shared {
 /// staleness check for that object).
 fn rv_of<K: ResourceExt>(o: &K) -> Option<u64> {
     o.resource_version().and_then(|v| v.parse().ok())
-}
-
-fn key<K: ResourceExt>(o: &K) -> NsName {
-    (o.namespace().unwrap_or_default(), o.name_any())
 }
 
 impl Shared {
@@ -247,17 +238,13 @@ pub fn spawn_watches(
     shared: Arc<Shared>,
     guard: Arc<IdentityGuard>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut tasks = Vec::new();
-    let s = shared.clone();
-    let api: Api<Pod> = Api::all(client.clone());
+    let mut pumps = Pumps::new(client, shared);
     let wc = watcher::Config::default().labels(POD_LABEL_KEY);
-    tasks.push(tokio::spawn(pump(
-        api,
+    pumps.watch(
         wc,
-        shared.clone(),
         Kind::Pods,
         |p: Pod| (views::pod_info(&p), p.metadata.uid.unwrap_or_default()),
-        move |ev| match ev {
+        |s: &Shared, ev| match ev {
             // The uid map and the index are locked one after the other, never together.
             Ev::Apply((p, uid)) => {
                 s.pod_uids
@@ -281,16 +268,12 @@ pub fn spawn_watches(
                     .reset_pods(ps.into_iter().map(|(p, _)| p).collect());
             }
         },
-    )));
-    let s = shared.clone();
-    let api: Api<Node> = Api::all(client.clone());
-    tasks.push(tokio::spawn(pump(
-        api,
+    );
+    pumps.watch(
         watcher::Config::default(),
-        shared.clone(),
         Kind::Nodes,
         |n: Node| views::node_info(&n),
-        move |ev| {
+        |s: &Shared, ev| {
             let mut c = s.cluster.lock();
             match ev {
                 Ev::Apply(n) => c.apply_node(n),
@@ -298,16 +281,12 @@ pub fn spawn_watches(
                 Ev::Reset(ns) => c.reset_nodes(ns),
             }
         },
-    )));
-    let s = shared.clone();
-    let api: Api<AzureIdentity> = Api::all(client.clone());
-    tasks.push(tokio::spawn(pump(
-        api,
+    );
+    pumps.watch(
         watcher::Config::default(),
-        shared.clone(),
         Kind::Identities,
         trim_meta,
-        move |ev| match ev {
+        move |s: &Shared, ev| match ev {
             Ev::Apply(i) => {
                 s.note_legacy_identity(&i);
                 let info = views::identity_info(&i);
@@ -336,16 +315,12 @@ pub fn spawn_watches(
                 s.cluster.lock().reset_identities(infos);
             }
         },
-    )));
-    let s = shared.clone();
-    let api: Api<AzureIdentityBinding> = Api::all(client.clone());
-    tasks.push(tokio::spawn(pump(
-        api,
+    );
+    pumps.watch(
         watcher::Config::default(),
-        shared.clone(),
         Kind::Bindings,
         trim_meta,
-        move |ev| match ev {
+        |s: &Shared, ev| match ev {
             Ev::Apply(b) => {
                 s.note_legacy_binding(&b);
                 let info = views::binding_info(&b);
@@ -364,9 +339,7 @@ pub fn spawn_watches(
                 s.cluster.lock().reset_bindings(infos);
             }
         },
-    )));
-    let s = shared.clone();
-    let api: Api<AzureAssignedIdentity> = Api::all(client);
+    );
     let trim = |a: AzureAssignedIdentity| {
         (
             views::assigned_info(&a),
@@ -374,13 +347,11 @@ pub fn spawn_watches(
             rv_of(&a),
         )
     };
-    tasks.push(tokio::spawn(pump(
-        api,
+    pumps.watch(
         watcher::Config::default(),
-        shared,
         Kind::Assigned,
         trim,
-        move |ev| match ev {
+        |s: &Shared, ev| match ev {
             Ev::Apply((info, pre, rv)) => {
                 if !s.is_stale(&info.key, rv) {
                     s.apply_assigned_info(info, pre);
@@ -412,6 +383,6 @@ pub fn spawn_watches(
                 c.reset_assigned(keep);
             }
         },
-    )));
-    tasks
+    );
+    pumps.into_tasks()
 }

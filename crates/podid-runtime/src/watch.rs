@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
-use kube::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event as WatchEvent};
+use kube::{Api, ResourceExt};
 
 /// A watch event as the pump hands it to its handler.
 pub enum Event<K> {
@@ -104,6 +104,86 @@ pub async fn pump<S, W, K, T, G, F>(
             }
             Err(e) => tracing::warn!(watch = ?watch, error = %e, "watch error; retrying"),
         }
+    }
+}
+
+/// A namespaced object's (namespace, name): the key every index keeps objects by.
+pub type NsName = (String, String);
+
+/// The (namespace, name) of `o` (an empty namespace for a cluster-scoped object).
+#[must_use]
+pub fn ns_name<K: ResourceExt>(o: &K) -> NsName {
+    (o.namespace().unwrap_or_default(), o.name_any())
+}
+
+/// Declares a component's watches as an enum (`Debug`, `Copy`, `Eq`) whose variants, in order, are the
+/// indexes of its [`Readiness`], with the `Into<usize>` [`pump`] takes:
+/// `watch_kinds! { /// Which watch. pub enum Kind { /// Pods. Pods, /// Nodes. Nodes } }`.
+#[macro_export]
+macro_rules! watch_kinds {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($(#[$vmeta:meta])* $variant:ident),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl From<$name> for usize {
+            fn from(k: $name) -> usize {
+                k as usize
+            }
+        }
+    };
+}
+
+/// The watches of one component: each [`Pumps::watch`] spawns a [`pump`] over every namespace on the current
+/// tokio runtime, reporting to the shared state's [`Readiness`]; they run until the tasks are aborted.
+#[must_use = "the pumps run only as long as their tasks are kept (or detached)"]
+pub struct Pumps<S> {
+    client: kube::Client,
+    shared: Arc<S>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+// === impl Pumps ===
+
+impl<S: Watched> Pumps<S> {
+    /// No watches yet.
+    pub fn new(client: kube::Client, shared: Arc<S>) -> Pumps<S> {
+        Pumps {
+            client,
+            shared,
+            tasks: Vec::new(),
+        }
+    }
+
+    /// Spawn watch `watch` of `K` (every namespace, filtered by `wc`): each object is trimmed by `trim` and
+    /// each event handed to `handle` with the shared state.
+    pub fn watch<W, K, T, G, F>(&mut self, wc: watcher::Config, watch: W, trim: G, mut handle: F)
+    where
+        W: Debug + Copy + Into<usize> + Send + 'static,
+        K: kube::Resource + Clone + Debug + serde::de::DeserializeOwned + Send + 'static,
+        K::DynamicType: Default,
+        G: Fn(K) -> T + Send + 'static,
+        T: Send + 'static,
+        F: FnMut(&S, Event<T>) + Send + 'static,
+    {
+        let api: Api<K> = Api::all(self.client.clone());
+        let shared = self.shared.clone();
+        self.tasks.push(tokio::spawn(pump(
+            api,
+            wc,
+            self.shared.clone(),
+            watch,
+            trim,
+            move |ev| handle(&shared, ev),
+        )));
+    }
+
+    /// The pump tasks.
+    #[must_use]
+    pub fn into_tasks(self) -> Vec<tokio::task::JoinHandle<()>> {
+        self.tasks
     }
 }
 

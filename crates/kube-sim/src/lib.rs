@@ -34,6 +34,8 @@ pub mod resources;
 pub mod reviews;
 pub mod server;
 pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod tls;
 
 use std::net::SocketAddr;

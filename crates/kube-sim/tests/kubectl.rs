@@ -7,108 +7,10 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
+
+use kube_sim::testkit::Kubectl;
 use std::time::{Duration, Instant};
-
-fn kubectl_path() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("KUBECTL")
-        && !p.is_empty()
-    {
-        return Some(PathBuf::from(p));
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.is_file())
-}
-
-fn require_kubectl() -> Option<PathBuf> {
-    match kubectl_path() {
-        Some(p) => Some(p),
-        None => {
-            assert!(
-                std::env::var("PODID_REQUIRE_CLIENTS").as_deref() != Ok("1"),
-                "kubectl is required (PODID_REQUIRE_CLIENTS=1) but was not found"
-            );
-            eprintln!("SKIPPED: kubectl not found; the kubectl conformance test did not run");
-            None
-        }
-    }
-}
-
-struct Kubectl {
-    bin: PathBuf,
-    kubeconfig: PathBuf,
-    cache: PathBuf,
-}
-
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Kubectl {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.bin);
-        c.arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(&self.cache)
-            .args(args);
-        c.env_remove("KUBECONFIG")
-            .env("HOME", self.cache.parent().unwrap_or(Path::new("/tmp")));
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Out {
-        self.run_stdin(args, None)
-    }
-
-    fn run_stdin(&self, args: &[&str], stdin: Option<&str>) -> Out {
-        let mut c = self.cmd(args);
-        c.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = c.spawn().expect("spawn kubectl");
-        if let Some(input) = stdin {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(input.as_bytes())
-                .expect("write stdin");
-        }
-        let out = child.wait_with_output().expect("kubectl output");
-        Out {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::from_utf8_lossy(&out.stderr).into(),
-        }
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.ok,
-            "kubectl {args:?} failed:\nstdout: {}\nstderr: {}",
-            o.stdout, o.stderr
-        );
-        o.stdout
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut a = args.to_vec();
-        a.extend(["-o", "json"]);
-        serde_json::from_str(&self.ok(&a)).expect("kubectl -o json output is JSON")
-    }
-}
 
 const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
 
@@ -198,12 +100,14 @@ subjects:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_drives_kube_sim() {
-    let Some(bin) = require_kubectl() else { return };
+    let Some(bin) = Kubectl::find("kubectl conformance test") else {
+        return;
+    };
     let sim = common::start().await;
     let k = Kubectl {
         bin,
         kubeconfig: sim.handle.kubeconfig.clone().expect("kubeconfig"),
-        cache: sim.dir.path().join("kube-cache"),
+        home: sim.dir.path().to_path_buf(),
     };
     let k = std::sync::Arc::new(k);
     let kk = k.clone();
@@ -214,7 +118,7 @@ async fn kubectl_drives_kube_sim() {
 }
 
 fn scenario(k: &Kubectl) {
-    let version = k.ok(&["version", "-o", "json"]);
+    let version = k.ok(&["version", "-o", "json"], None);
     assert!(
         version.contains("\"minor\": \"33\""),
         "server version: {version}"
@@ -222,7 +126,7 @@ fn scenario(k: &Kubectl) {
 
     // One multi-document apply. Like a real cluster, the custom resources in the same file as their CRDs fail on
     // the first pass (kubectl maps every object before creating any); a second apply completes the set.
-    let first = k.run_stdin(&["apply", "-f", "-"], Some(&manifest()));
+    let first = k.run(&["apply", "-f", "-"], Some(&manifest()));
     assert!(first.stdout.contains("customresourcedefinition.apiextensions.k8s.io/azureidentities.aadpodidentity.k8s.io created"), "{}", first.stdout);
     assert!(
         first.stdout.contains("namespace/my-app created"),
@@ -243,7 +147,7 @@ fn scenario(k: &Kubectl) {
             first.stderr
         );
     }
-    let second = k.run_stdin(&["apply", "-f", "-"], Some(&manifest()));
+    let second = k.run(&["apply", "-f", "-"], Some(&manifest()));
     assert!(
         second.ok,
         "second apply failed: {}\n{}",
@@ -263,7 +167,7 @@ fn scenario(k: &Kubectl) {
     );
 
     // get: table output with the CRD's printer columns.
-    let table = k.ok(&["get", "azureidentities", "-n", "my-app"]);
+    let table = k.ok(&["get", "azureidentities", "-n", "my-app"], None);
     let header = table.lines().next().unwrap_or_default();
     for col in ["NAME", "TYPE", "CLIENTID", "AGE"] {
         assert!(header.contains(col), "header {header:?} lacks {col}");
@@ -273,12 +177,12 @@ fn scenario(k: &Kubectl) {
         row.starts_with("demo-identity") && row.contains(CLIENT_ID) && row.contains(" 0 "),
         "row: {row:?}"
     );
-    let bindings = k.ok(&["get", "azureidentitybindings", "-n", "my-app"]);
+    let bindings = k.ok(&["get", "azureidentitybindings", "-n", "my-app"], None);
     assert!(
         bindings.contains("SELECTOR") && bindings.contains("demo-identity-binding"),
         "{bindings}"
     );
-    let pods_table = k.run(&["get", "pods", "-n", "my-app"]);
+    let pods_table = k.run(&["get", "pods", "-n", "my-app"], None);
     assert!(
         pods_table.ok
             && pods_table
@@ -292,7 +196,7 @@ fn scenario(k: &Kubectl) {
     let id = k.json(&["get", "azureidentity", "demo-identity", "-n", "my-app"]);
     assert_eq!(id["spec"]["clientID"], CLIENT_ID);
     assert_eq!(id["spec"]["type"], 0);
-    let yaml = k.ok(&["get", "namespace", "my-app", "-o", "yaml"]);
+    let yaml = k.ok(&["get", "namespace", "my-app", "-o", "yaml"], None);
     assert!(
         yaml.contains("kind: Namespace")
             && yaml.contains("name: my-app")
@@ -302,25 +206,31 @@ fn scenario(k: &Kubectl) {
 
     // label, annotate, -l and --field-selector.
     assert!(
-        k.ok(&[
-            "label",
-            "serviceaccount",
-            "workload",
-            "-n",
-            "my-app",
-            "team=identity"
-        ])
+        k.ok(
+            &[
+                "label",
+                "serviceaccount",
+                "workload",
+                "-n",
+                "my-app",
+                "team=identity"
+            ],
+            None
+        )
         .contains("serviceaccount/workload labeled")
     );
     assert!(
-        k.ok(&[
-            "annotate",
-            "serviceaccount",
-            "workload",
-            "-n",
-            "my-app",
-            "owner=platform"
-        ])
+        k.ok(
+            &[
+                "annotate",
+                "serviceaccount",
+                "workload",
+                "-n",
+                "my-app",
+                "owner=platform"
+            ],
+            None
+        )
         .contains("serviceaccount/workload annotated")
     );
     let sa = k.json(&["get", "sa", "workload", "-n", "my-app"]);
@@ -343,7 +253,7 @@ fn scenario(k: &Kubectl) {
         .filter_map(|i| i["metadata"]["name"].as_str())
         .collect();
     assert_eq!(names, vec!["default"]);
-    let bad = k.run(&["get", "pods", "--field-selector", "spec.nope=1"]);
+    let bad = k.run(&["get", "pods", "--field-selector", "spec.nope=1"], None);
     assert!(
         !bad.ok && bad.stderr.contains("field label not supported"),
         "{}",
@@ -354,7 +264,7 @@ fn scenario(k: &Kubectl) {
     // name an undiscoverable resource in a custom group positionally (it sends the whole argument as the
     // resource), so the rules list and a SubjectAccessReview are how users check it.
     let sa_user = "--as=system:serviceaccount:my-app:workload";
-    let rules = k.ok(&["auth", "can-i", "--list", "-n", "my-app", sa_user]);
+    let rules = k.ok(&["auth", "can-i", "--list", "-n", "my-app", sa_user], None);
     let line = rules
         .lines()
         .find(|l| l.contains(CLIENT_ID))
@@ -375,25 +285,28 @@ fn scenario(k: &Kubectl) {
             "apiVersion: authorization.k8s.io/v1\nkind: SubjectAccessReview\nspec:\n  user: system:serviceaccount:my-app:workload\n  groups: [system:serviceaccounts, system:serviceaccounts:my-app, system:authenticated]\n  resourceAttributes:\n    group: cid.wi.aks.azure.com\n    resource: {resource}\n    verb: use-managed-identity\n"
         )
     };
-    let allowed = k.run_stdin(
+    let allowed = k.run(
         &["create", "-f", "-", "-o", "jsonpath={.status.allowed}"],
         Some(&sar(CLIENT_ID)),
     );
     assert_eq!(allowed.stdout.trim(), "true", "{}", allowed.stderr);
-    let denied = k.run_stdin(
+    let denied = k.run(
         &["create", "-f", "-", "-o", "jsonpath={.status.allowed}"],
         Some(&sar("99999999-0000-0000-0000-000000000000")),
     );
     assert_eq!(denied.stdout.trim(), "false", "{}", denied.stderr);
-    let yes = k.run(&[
-        "auth",
-        "can-i",
-        "get",
-        "configmaps",
-        "-n",
-        "my-app",
-        sa_user,
-    ]);
+    let yes = k.run(
+        &[
+            "auth",
+            "can-i",
+            "get",
+            "configmaps",
+            "-n",
+            "my-app",
+            sa_user,
+        ],
+        None,
+    );
     assert_eq!(
         yes.stdout.trim(),
         "yes",
@@ -401,7 +314,10 @@ fn scenario(k: &Kubectl) {
         yes.stdout,
         yes.stderr
     );
-    let no_pods = k.run(&["auth", "can-i", "list", "pods", "-n", "my-app", sa_user]);
+    let no_pods = k.run(
+        &["auth", "can-i", "list", "pods", "-n", "my-app", sa_user],
+        None,
+    );
     assert_eq!(no_pods.stdout.trim(), "no");
     assert!(!no_pods.ok);
 
@@ -437,14 +353,17 @@ fn scenario(k: &Kubectl) {
             seen.push(l);
         }
     }
-    k.ok(&[
-        "create",
-        "configmap",
-        "watched-change",
-        "-n",
-        "my-app",
-        "--from-literal=a=b",
-    ]);
+    k.ok(
+        &[
+            "create",
+            "configmap",
+            "watched-change",
+            "-n",
+            "my-app",
+            "--from-literal=a=b",
+        ],
+        None,
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline && !seen.iter().any(|l| l.contains("watched-change")) {
         if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
@@ -460,34 +379,40 @@ fn scenario(k: &Kubectl) {
 
     // delete.
     assert!(
-        k.ok(&[
-            "delete",
+        k.ok(
+            &[
+                "delete",
+                "azureidentitybinding",
+                "demo-identity-binding",
+                "-n",
+                "my-app"
+            ],
+            None
+        )
+        .contains("deleted")
+    );
+    let gone = k.run(
+        &[
+            "get",
             "azureidentitybinding",
             "demo-identity-binding",
             "-n",
-            "my-app"
-        ])
-        .contains("deleted")
+            "my-app",
+        ],
+        None,
     );
-    let gone = k.run(&[
-        "get",
-        "azureidentitybinding",
-        "demo-identity-binding",
-        "-n",
-        "my-app",
-    ]);
     assert!(
         !gone.ok && gone.stderr.contains("NotFound") && gone.stderr.contains("not found"),
         "{}",
         gone.stderr
     );
     assert!(
-        k.ok(&["delete", "namespace", "my-app"])
+        k.ok(&["delete", "namespace", "my-app"], None)
             .contains("namespace \"my-app\" deleted")
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let o = k.run(&["get", "namespace", "my-app"]);
+        let o = k.run(&["get", "namespace", "my-app"], None);
         if !o.ok {
             break;
         }

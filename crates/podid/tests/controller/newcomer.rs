@@ -4,15 +4,13 @@
 //! kubectl comes from `$KUBECTL` or `PATH`; without it the kubectl test says so and returns, unless
 //! `PODID_REQUIRE_CLIENTS=1` (CI).
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::discovery::ApiResource;
 use podid_k8s::{AzureIdentity, AzureIdentityBinding};
 use serde_json::{Value, json};
 
+use podid_testkit::tools::Kubectl;
 use podid_testkit::*;
 
 /// Events of one object in `ns`, as (type, reason, message, involvedObject uid).
@@ -346,59 +344,6 @@ async fn pods_get_assignment_events_and_pre_v16_objects_are_rewritten() {
 
 // === kubectl ===
 
-struct Kubectl {
-    bin: PathBuf,
-    kubeconfig: PathBuf,
-    home: PathBuf,
-}
-
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Kubectl {
-    fn find() -> Option<PathBuf> {
-        let found = podid_testkit::tools::find_kubectl();
-        if found.is_none() {
-            assert!(
-                std::env::var("PODID_REQUIRE_CLIENTS").as_deref() != Ok("1"),
-                "kubectl is required (PODID_REQUIRE_CLIENTS=1) but was not found"
-            );
-            eprintln!("SKIPPED: kubectl not found; the newcomer kubectl test did not run");
-        }
-        found
-    }
-
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Out {
-        let mut c = Command::new(&self.bin);
-        c.arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.home.join("cache"))
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .env("HOME", &self.home);
-        let out = podid_testkit::tools::output_with_stdin(c, stdin);
-        Out {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into(),
-            stderr: String::from_utf8_lossy(&out.stderr).into(),
-        }
-    }
-
-    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
-        let o = self.run(args, stdin);
-        assert!(
-            o.ok,
-            "kubectl {args:?} failed:\nstdout: {}\nstderr: {}",
-            o.stdout, o.stderr
-        );
-        o.stdout
-    }
-}
-
 /// Column values of a kubectl table: the header's words and the first row split at the header's offsets.
 fn table(text: &str) -> Vec<(String, String)> {
     let mut lines = text.lines();
@@ -456,7 +401,9 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_applies_an_old_manifest_and_shows_assignments() {
-    let Some(bin) = Kubectl::find() else { return };
+    let Some(bin) = Kubectl::find("newcomer kubectl test") else {
+        return;
+    };
     let mut env = Env::start(world()).await;
     let k = Kubectl {
         bin,

@@ -67,6 +67,36 @@ pub fn node_cidr_patch(node: &Node, cidr: &str) -> Value {
     })
 }
 
+/// What the kubelet does with a pod bound to a node it serves (after writing its volumes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodStep {
+    /// Being deleted: it keeps its address until it is gone; with `finish`, the API server waits for the
+    /// kubelet (a graceful deletion) and the kubelet deletes it with grace period 0.
+    Terminating {
+        /// Delete it for good.
+        finish: bool,
+    },
+    /// Already running with an address: nothing to write.
+    Running,
+    /// Give it an address and write its running status.
+    Start,
+}
+
+/// The [`PodStep`] for `pod`. Deletion comes first: a running pod that is being deleted must still be finished.
+#[must_use]
+pub fn pod_step(pod: &Pod) -> PodStep {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return PodStep::Terminating {
+            finish: pod.metadata.deletion_grace_period_seconds.unwrap_or(0) > 0,
+        };
+    }
+    if is_running_with_ip(pod) {
+        PodStep::Running
+    } else {
+        PodStep::Start
+    }
+}
+
 /// Whether the kubelet already set the pod up: phase `Running` with a `podIP`.
 #[must_use]
 pub fn is_running_with_ip(pod: &Pod) -> bool {
@@ -244,6 +274,41 @@ mod tests {
         assert_eq!(
             status_patch(&fresh, json!({"phase": "Running"})),
             json!({"metadata": {"uid": "u"}, "status": {"phase": "Running"}})
+        );
+    }
+
+    #[test]
+    fn deletion_comes_first() {
+        let mk = |meta: Value, status: Value| {
+            let mut m = json!({"name": "p", "uid": "u"});
+            m.as_object_mut()
+                .expect("meta")
+                .extend(meta.as_object().cloned().unwrap_or_default());
+            pod(json!({"metadata": m, "status": status}))
+        };
+        let running = json!({"phase": "Running", "podIP": "10.0.0.2"});
+        assert_eq!(pod_step(&mk(json!({}), json!({}))), PodStep::Start);
+        assert_eq!(
+            pod_step(&mk(
+                json!({}),
+                json!({"phase": "Succeeded", "podIP": "10.0.0.2"})
+            )),
+            PodStep::Start
+        );
+        assert_eq!(pod_step(&mk(json!({}), running.clone())), PodStep::Running);
+        // A real API server's graceful deletion of a running pod waits for the kubelet.
+        let graceful =
+            json!({"deletionTimestamp": "2026-12-08T03:00:00Z", "deletionGracePeriodSeconds": 30});
+        assert_eq!(
+            pod_step(&mk(graceful, running.clone())),
+            PodStep::Terminating { finish: true }
+        );
+        // kube-sim (and a finalizer-held pod after the kubelet's delete): grace 0, nothing more to do.
+        let held =
+            json!({"deletionTimestamp": "2026-12-08T03:00:00Z", "deletionGracePeriodSeconds": 0});
+        assert_eq!(
+            pod_step(&mk(held, json!({}))),
+            PodStep::Terminating { finish: false }
         );
     }
 

@@ -15,7 +15,7 @@ use podid_runtime::watch::{self as pump, Event, Readiness, Watched};
 use tokio::sync::{Notify, watch};
 
 use crate::ipam::{Ipam, next_node_cidr};
-use crate::status;
+use crate::status::{self, PodStep};
 use crate::volumes::{self, Keyed, Source, TokenKey};
 use crate::{Clock, Config};
 
@@ -365,15 +365,23 @@ impl Kubelet {
             .as_ref()
             .and_then(|s| s.host_network)
             .unwrap_or(false);
-        if status::is_running_with_ip(pod) {
-            if let Some(ip) = pod_ipv4(pod) {
-                self.ipam.learn(&uid, node_name, ip);
+        match status::pod_step(pod) {
+            PodStep::Terminating { finish } => {
+                if let Some(ip) = pod_ipv4(pod) {
+                    self.ipam.learn(&uid, node_name, ip);
+                }
+                if finish {
+                    self.finish_deletion(pod).await;
+                }
+                return;
             }
-            return;
-        }
-        if pod.metadata.deletion_timestamp.is_some() {
-            self.finish_deletion(pod).await;
-            return;
+            PodStep::Running => {
+                if let Some(ip) = pod_ipv4(pod) {
+                    self.ipam.learn(&uid, node_name, ip);
+                }
+                return;
+            }
+            PodStep::Start => {}
         }
         let ip = if host_network {
             host_ip.clone()
@@ -434,9 +442,6 @@ impl Kubelet {
 
     /// A pod in graceful deletion is removed for good, as the kubelet does once its containers stopped.
     async fn finish_deletion(&self, pod: &Pod) {
-        if pod.metadata.deletion_grace_period_seconds.unwrap_or(0) <= 0 {
-            return;
-        }
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);

@@ -40,8 +40,9 @@ pub struct Proc {
     child: Child,
 }
 
-/// Proxy variables that must never reach a child (everything it calls is local).
-const PROXY_VARS: [&str; 8] = [
+/// Proxy variables that must never reach a child (everything it calls is local, often from inside a network
+/// namespace where the host's proxy is unreachable); the tests that start children the same way clear these too.
+pub const PROXY_VARS: [&str; 8] = [
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "ALL_PROXY",

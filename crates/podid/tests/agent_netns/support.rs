@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use podid_k8s::AzureIdentity;
 use podid_net::testbed::{self, NodeNet, PodNet};
+use podid_playground::proc::PROXY_VARS;
 pub use podid_testkit::agent::{AgentProc, NODE, ipv4, msi_spec};
 use podid_testkit::tools::{find_tool, repo_root, skip_or_fail};
 use podid_testkit::world::world_with_assigned;
@@ -56,17 +57,6 @@ pub const IPTABLES_TOOLS: [&str; 9] = [
     "iptables-nft",
     "iptables-nft-save",
     "iptables-nft-restore",
-];
-/// Proxy variables that must never reach a child.
-const PROXY_VARS: [&str; 8] = [
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-    "no_proxy",
 ];
 
 // === prerequisites ===

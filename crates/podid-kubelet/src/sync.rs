@@ -11,7 +11,7 @@ use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, T
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, ServiceAccount};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use parking_lot::Mutex;
-use podid_runtime::watch::{self as pump, Event, Readiness, Watched};
+use podid_runtime::watch::{self as pump, Event, Pumps, Readiness, Watched};
 use tokio::sync::{Notify, watch};
 
 use crate::ipam::{Ipam, next_node_cidr};
@@ -22,16 +22,13 @@ use crate::{Clock, Config};
 /// A token that could not be had is asked for again this much later (seconds).
 const TOKEN_RETRY_SECS: i64 = 2;
 
-/// The watches, by their index in the [`Readiness`].
-#[derive(Debug, Clone, Copy)]
-enum Watch {
-    Pods,
-    Nodes,
-}
-
-impl From<Watch> for usize {
-    fn from(w: Watch) -> usize {
-        w as usize
+podid_runtime::watch_kinds! {
+    /// The watches, by their index in the [`Readiness`].
+    enum Watch {
+        /// Every pod.
+        Pods,
+        /// Every node.
+        Nodes,
     }
 }
 
@@ -207,30 +204,20 @@ pub(crate) async fn run(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let pumps = [
-        tokio::spawn(pump::pump(
-            Api::<Pod>::all(client.clone()),
-            Default::default(),
-            shared.clone(),
-            Watch::Pods,
-            pump::trim_meta,
-            {
-                let s = shared.clone();
-                move |ev| s.on_pod(ev)
-            },
-        )),
-        tokio::spawn(pump::pump(
-            Api::<Node>::all(client.clone()),
-            Default::default(),
-            shared.clone(),
-            Watch::Nodes,
-            pump::trim_meta,
-            {
-                let s = shared.clone();
-                move |ev| s.on_node(ev)
-            },
-        )),
-    ];
+    let mut pumps = Pumps::new(client.clone(), shared.clone());
+    pumps.watch(
+        Default::default(),
+        Watch::Pods,
+        pump::trim_meta::<Pod>,
+        Shared::on_pod,
+    );
+    pumps.watch(
+        Default::default(),
+        Watch::Nodes,
+        pump::trim_meta::<Node>,
+        Shared::on_node,
+    );
+    let pumps = pumps.into_tasks();
     let mut k = Kubelet {
         client,
         dir: config.dir,

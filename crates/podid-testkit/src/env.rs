@@ -155,9 +155,10 @@ impl EnvBuilder {
 
     /// [`EnvBuilder::try_start`], panicking.
     pub async fn start(self) -> Env {
+        let backend = self.backend;
         match self.try_start().await {
             Ok(e) => e,
-            Err(e) => panic!("test environment: {e:#}"),
+            Err(e) => panic!("test environment (backend {backend}): {e:#}"),
         }
     }
 }

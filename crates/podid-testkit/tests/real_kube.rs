@@ -115,6 +115,21 @@ async fn real_apiserver_serves_crds_tokens_and_reviews() {
         .expect("get AzureIdentity");
     assert_eq!(got.spec.client_id, client_id("id-a"));
 
+    // kubectl (when installed) reads the same kubeconfig: client certificate, embedded CA.
+    if let Some(kubectl) = podid_testkit::tools::find_kubectl() {
+        let out = std::process::Command::new(kubectl)
+            .arg(format!("--kubeconfig={}", env.kubeconfig.display()))
+            .args(["get", "azureidentities", "-A", "-o", "name"])
+            .output()
+            .expect("run kubectl");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("azureidentity.aadpodidentity.k8s.io/id-a"),
+            "kubectl: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     // A pod (on a world node, no kubelet): its status is set through the status subresource.
     env.ns("apps").await;
     env.pod("apps", "web-0", "pool1-vmss000000", "sel").await;

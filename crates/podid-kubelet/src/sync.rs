@@ -323,6 +323,29 @@ impl Kubelet {
         };
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
+        if !nodes.contains_key(node_name) {
+            return;
+        }
+        let step = status::pod_step(pod);
+        if step == PodStep::Start {
+            // The node as it is now: the pod watch may be ahead of the node watch (a node's address or pod CIDR
+            // written just before the pod was created).
+            match Api::<Node>::all(self.client.clone())
+                .get_opt(node_name)
+                .await
+            {
+                Ok(Some(n)) => {
+                    nodes.insert(node_name.to_string(), n);
+                }
+                Ok(None) => {
+                    nodes.remove(node_name);
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(node = %node_name, error = %e, "node read failed; using the watched copy")
+                }
+            }
+        }
         let Some(node) = nodes.get(node_name) else {
             return;
         };
@@ -352,7 +375,7 @@ impl Kubelet {
             .as_ref()
             .and_then(|s| s.host_network)
             .unwrap_or(false);
-        match status::pod_step(pod) {
+        match step {
             PodStep::Terminating { finish } => {
                 if let Some(ip) = pod_ipv4(pod) {
                     self.ipam.learn(&uid, node_name, ip);

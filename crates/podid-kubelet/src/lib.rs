@@ -8,7 +8,8 @@
 //!   Node patch, as the node IPAM controller would), `hostIP` from the node's `InternalIP`, phase `Running`, the
 //!   usual conditions and one running status per container, all through the **`pods/status` subresource** (a
 //!   JSON merge patch that replaces the status, with the pod's uid as precondition). A `hostNetwork` pod gets the
-//!   node's address. A pod already `Running` with an address is left alone;
+//!   node's address. The node is read fresh for a pod about to start (the pod watch may run ahead of the node
+//!   watch). A pod already `Running` with an address is left alone;
 //! - its projected volumes are written where the real kubelet puts them,
 //!   `<dir>/pods/<pod-uid>/volumes/kubernetes.io~projected/<volume>/<path>` ([`projected_dir`]), each file
 //!   replaced atomically: service-account tokens from **TokenRequest**

@@ -22,6 +22,8 @@
 //!   token's resource is the environment's `tokenAudience` or ARM endpoint. [`TokenSource`] caches the token,
 //!   refreshes it 5 minutes (or half a lifetime) before expiry, shares one fetch among concurrent callers, and
 //!   [`TokenSource::reload`]s on config change.
+//! - [`cache`]: the one token cache ([`cache::TokenCache`]: keyed, single flight, refreshed ahead of expiry,
+//!   bounded) that both [`TokenSource`] and the node agent's [`pod_tokens`] acquire tokens through.
 //! - [`compute`]: [`ComputeClient`] reads and patches the identity block of a VM or scale set (api-version
 //!   `2019-12-01`).
 //!
@@ -67,6 +69,7 @@
 //! # let _ = identity; Ok(()) }
 //! ```
 
+pub mod cache;
 pub mod cloud;
 pub mod compute;
 mod der;

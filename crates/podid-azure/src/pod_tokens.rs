@@ -21,7 +21,8 @@
 //! The wire details, retry policy and credential parsing are documented in the private `upstream` submodule.
 //!
 //! # Cache
-//! One entry per (spec key, resource). The key is what makes a token *correct to share*:
+//! Kept by the crate's one token cache ([`crate::cache::TokenCache`] in [`crate::cache::RefreshMode::Background`],
+//! the controller's own token uses the same). One entry per (spec key, resource). The key is what makes a token *correct to share*:
 //! - IMDS: the client ID or resource ID, case-insensitively (GUIDs and ARM IDs are), and the resource;
 //! - service principal: the AzureIdentity's `identity_key` (namespace/name/uid/resourceVersion), tenant, client
 //!   ID, auxiliary tenants, Secret reference and resource. Two AzureIdentities naming the same app never share
@@ -74,16 +75,14 @@
 
 mod upstream;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use parking_lot::Mutex;
-use tokio::sync::watch;
-
+use crate::cache::{CacheError, CachePolicy, Expiring, Launch, RefreshMode, TokenCache};
 use crate::cloud::Environment;
 use crate::http::HttpClient;
 use upstream::Upstream;
@@ -116,6 +115,8 @@ pub const DEFAULT_FAILURE_PAUSE_MS: u64 = 1000;
 pub const DEFAULT_REFRESH_RETRY_PAUSE_SECS: u64 = 10;
 /// Milliseconds per second.
 const MS_PER_SEC: u64 = 1000;
+/// What the cache's log lines call its values.
+const CACHE_WHAT: &str = "pod token";
 
 /// A boxed, sendable future (the same type as `futures::future::BoxFuture`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -474,109 +475,34 @@ impl TokenSpec {
 
 type Outcome = Result<Arc<Vec<PodToken>>, PodTokenError>;
 
-/// Tokens in the cache and when they stop being fresh and usable (epoch milliseconds).
-struct Cached {
-    tokens: Arc<Vec<PodToken>>,
-    refresh_at_ms: u64,
-    usable_until_ms: u64,
-    /// No background refresh before this (set after a failed one).
-    next_refresh_ms: u64,
+/// The tokens of one fetch expire with the earliest of them (none: unusable).
+impl Expiring for Arc<Vec<PodToken>> {
+    fn expires_on_ms(&self) -> u64 {
+        self.iter()
+            .map(|t| t.expires_on)
+            .min()
+            .unwrap_or(0)
+            .saturating_mul(MS_PER_SEC)
+    }
 }
 
-impl Cached {
-    fn new(tokens: Arc<Vec<PodToken>>, now_ms: u64, opts: &PodTokenOptions) -> Cached {
-        let (refresh_at_ms, usable_until_ms) = timeline(&tokens, now_ms, opts);
-        Cached {
-            tokens,
-            refresh_at_ms,
-            usable_until_ms,
-            next_refresh_ms: 0,
+impl PodTokenOptions {
+    /// The cache's part of the options: tokens are served in the margin while one background refresh runs.
+    pub(crate) fn cache_policy(&self) -> CachePolicy {
+        CachePolicy {
+            refresh: RefreshMode::Background,
+            refresh_margin: self.refresh_margin,
+            expiry_safety: self.expiry_safety,
+            failure_pause: self.failure_pause,
+            refresh_retry_pause: self.refresh_retry_pause,
+            max_entries: self.max_entries,
         }
     }
 }
 
-/// `(refresh_at, usable_until)` in epoch milliseconds for tokens that arrived at `now_ms`.
-fn timeline(tokens: &[PodToken], now_ms: u64, opts: &PodTokenOptions) -> (u64, u64) {
-    let expires_ms = tokens
-        .iter()
-        .map(|t| t.expires_on)
-        .min()
-        .unwrap_or(0)
-        .saturating_mul(MS_PER_SEC);
-    let life = expires_ms.saturating_sub(now_ms);
-    let margin = duration_ms(refresh_margin(
-        opts.refresh_margin,
-        Duration::from_millis(life),
-    ));
-    let safety = duration_ms(opts.expiry_safety).min(life / 4);
-    (
-        expires_ms.saturating_sub(margin),
-        expires_ms.saturating_sub(safety),
-    )
-}
-
-/// How long before its expiry a token is refreshed: `margin`, or half the lifetime for tokens shorter than twice
-/// that. The one rule for pod tokens and the controller's own token ([`crate::token::TokenSource`]).
-pub(crate) fn refresh_margin(margin: Duration, lifetime: Duration) -> Duration {
-    margin.min(lifetime / 2)
-}
-
-fn duration_ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// A fetch in progress.
-struct Flight {
-    rx: watch::Receiver<Option<Outcome>>,
-}
-
-/// A recent failure, answered again until `until_ms`.
-struct Failure {
-    error: PodTokenError,
-    until_ms: u64,
-}
-
-#[derive(Default)]
-struct Entry {
-    cached: Option<Cached>,
-    flight: Option<Flight>,
-    failure: Option<Failure>,
-    /// Recency (the provider's request tick).
-    last_used: u64,
-}
-
-impl Entry {
-    /// Whether eviction may drop it first: no fetch running and nothing servable.
-    fn idle_and_stale(&self, now_ms: u64) -> bool {
-        self.flight.is_none()
-            && self
-                .cached
-                .as_ref()
-                .is_none_or(|c| now_ms >= c.usable_until_ms)
-    }
-}
-
-#[derive(Default)]
-struct CacheState {
-    map: HashMap<CacheKey, Entry>,
-    tick: u64,
-}
-
-#[derive(Default)]
-struct Counters {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    coalesced: AtomicU64,
-    refreshes: AtomicU64,
-    negative_hits: AtomicU64,
-    fetch_failures: AtomicU64,
-    evictions: AtomicU64,
-}
-
 struct Inner {
     up: Upstream,
-    state: Mutex<CacheState>,
-    counters: Counters,
+    cache: TokenCache<CacheKey, Arc<Vec<PodToken>>, PodTokenError>,
 }
 
 /// Fetches, caches and refreshes pod tokens (module docs). Cheap to clone; clones share the cache. `get` must
@@ -591,7 +517,7 @@ impl std::fmt::Debug for PodTokenProvider {
         f.debug_struct("PodTokenProvider")
             .field("imds_base", &self.inner.up.imds_base)
             .field("authority", &self.inner.up.env.active_directory_endpoint)
-            .field("entries", &self.inner.state.lock().map.len())
+            .field("entries", &self.inner.cache.len())
             .finish_non_exhaustive()
     }
 }
@@ -607,6 +533,7 @@ impl PodTokenProvider {
         imds_base: &str,
         opts: PodTokenOptions,
     ) -> PodTokenProvider {
+        let cache = TokenCache::new(opts.cache_policy(), CACHE_WHAT);
         PodTokenProvider {
             inner: Arc::new(Inner {
                 up: Upstream {
@@ -617,8 +544,7 @@ impl PodTokenProvider {
                     calls: AtomicU64::new(0),
                     failed_calls: AtomicU64::new(0),
                 },
-                state: Mutex::new(CacheState::default()),
-                counters: Counters::default(),
+                cache,
             }),
         }
     }
@@ -634,189 +560,76 @@ impl PodTokenProvider {
         material: Arc<dyn Material>,
     ) -> Result<Vec<PodToken>, PodTokenError> {
         let key = spec.cache_key(resource);
-        let now = now_ms();
-        let c = &self.inner.counters;
-        let rx = {
-            let mut guard = self.inner.state.lock();
-            let st = &mut *guard;
-            st.tick += 1;
-            let tick = st.tick;
-            if !st.map.contains_key(&key) {
-                self.inner.make_room(st, now);
+        let fetch = |launch: Launch| {
+            if launch == Launch::Refresh {
+                tracing::debug!(
+                    kind = spec.kind(),
+                    client_id = spec.client_id_for_log(),
+                    resource,
+                    "refreshing a pod token in the background"
+                );
             }
-            let entry = st.map.entry(key.clone()).or_default();
-            entry.last_used = tick;
-            let servable = entry
-                .cached
-                .as_ref()
-                .filter(|cached| now < cached.usable_until_ms)
-                .map(|cached| {
-                    let refresh = now >= cached.refresh_at_ms && now >= cached.next_refresh_ms;
-                    (cached.tokens.clone(), refresh)
-                });
-            if let Some((tokens, refresh)) = servable {
-                if refresh && entry.flight.is_none() {
-                    c.refreshes.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(
+            let inner = self.inner.clone();
+            let spec = spec.clone();
+            let resource = resource.to_string();
+            async move {
+                let res = inner.fetch(&spec, &resource, &*material).await;
+                drop(material);
+                match &res {
+                    Ok(t) => tracing::debug!(
                         kind = spec.kind(),
                         client_id = spec.client_id_for_log(),
                         resource,
-                        "refreshing a pod token in the background"
-                    );
-                    self.inner
-                        .launch(entry, key, spec.clone(), resource, material);
+                        tokens = t.len(),
+                        "pod token fetched"
+                    ),
+                    Err(e) => tracing::warn!(
+                        kind = spec.kind(),
+                        client_id = spec.client_id_for_log(),
+                        resource,
+                        error = %e,
+                        "pod token fetch failed"
+                    ),
                 }
-                c.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(tokens.to_vec());
-            }
-            // Past its usable end: free it now.
-            entry.cached = None;
-            match (&entry.flight, &entry.failure) {
-                (Some(f), _) => {
-                    c.coalesced.fetch_add(1, Ordering::Relaxed);
-                    f.rx.clone()
-                }
-                (None, Some(fail)) if now < fail.until_ms => {
-                    c.negative_hits.fetch_add(1, Ordering::Relaxed);
-                    return Err(fail.error.clone());
-                }
-                (None, _) => {
-                    c.misses.fetch_add(1, Ordering::Relaxed);
-                    self.inner
-                        .launch(entry, key.clone(), spec.clone(), resource, material)
-                }
+                res
             }
         };
-        let mut rx = rx;
-        let out = match rx.wait_for(Option::is_some).await {
-            Ok(v) => v.clone(),
-            Err(_) => None,
-        };
-        match out {
-            Some(Ok(tokens)) => Ok(tokens.to_vec()),
-            Some(Err(e)) => Err(e),
-            None => {
-                // The fetch task ended without a result (the runtime is shutting down): forget it.
-                let mut st = self.inner.state.lock();
-                if let Some(e) = st.map.get_mut(&key)
-                    && e.flight.as_ref().is_some_and(|f| f.rx.same_channel(&rx))
-                {
-                    e.flight = None;
-                }
-                Err(PodTokenError::Unavailable(
-                    "the token fetch was cancelled (the agent is shutting down)".into(),
-                ))
-            }
+        match self.inner.cache.get(&key, fetch).await {
+            Ok(tokens) => Ok(tokens.to_vec()),
+            Err(CacheError::Fetch(e)) => Err(e),
+            Err(CacheError::Cancelled) => Err(PodTokenError::Unavailable(
+                "the token fetch was cancelled (the agent is shutting down)".into(),
+            )),
         }
     }
 
     /// Counters and the current number of entries.
     pub fn stats(&self) -> PodTokenStats {
-        let c = &self.inner.counters;
+        let c = self.inner.cache.stats();
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         PodTokenStats {
             upstream_calls: get(&self.inner.up.calls),
             upstream_failures: get(&self.inner.up.failed_calls),
-            hits: get(&c.hits),
-            misses: get(&c.misses),
-            coalesced: get(&c.coalesced),
-            refreshes: get(&c.refreshes),
-            negative_hits: get(&c.negative_hits),
-            fetch_failures: get(&c.fetch_failures),
-            evictions: get(&c.evictions),
-            entries: self.inner.state.lock().map.len(),
+            hits: c.hits,
+            misses: c.misses,
+            coalesced: c.coalesced,
+            refreshes: c.refreshes,
+            negative_hits: c.negative_hits,
+            fetch_failures: c.fetch_failures,
+            evictions: c.evictions,
+            entries: c.entries,
         }
     }
 
     /// Drop every cached token and failure (fetches in flight still answer their waiters).
     pub fn clear(&self) {
-        self.inner.state.lock().map.clear();
+        self.inner.cache.clear();
     }
 }
 
 // === impl Inner ===
 
 impl Inner {
-    /// Start a fetch for `entry` on a spawned task; returns the channel its result arrives on.
-    fn launch(
-        self: &Arc<Self>,
-        entry: &mut Entry,
-        key: CacheKey,
-        spec: TokenSpec,
-        resource: &str,
-        material: Arc<dyn Material>,
-    ) -> watch::Receiver<Option<Outcome>> {
-        let (tx, rx) = watch::channel::<Option<Outcome>>(None);
-        entry.flight = Some(Flight { rx: rx.clone() });
-        let inner = self.clone();
-        let resource = resource.to_string();
-        let flight = rx.clone();
-        tokio::spawn(async move {
-            let res = inner.fetch(&spec, &resource, &*material).await;
-            drop(material);
-            match &res {
-                Ok(t) => tracing::debug!(
-                    kind = spec.kind(),
-                    client_id = spec.client_id_for_log(),
-                    resource,
-                    tokens = t.len(),
-                    "pod token fetched"
-                ),
-                Err(e) => tracing::warn!(
-                    kind = spec.kind(),
-                    client_id = spec.client_id_for_log(),
-                    resource,
-                    error = %e,
-                    "pod token fetch failed"
-                ),
-            }
-            inner.complete(&key, &flight, &res);
-            let _ = tx.send(Some(res));
-        });
-        rx
-    }
-
-    /// Record a finished fetch in its entry (if the entry still waits for this flight).
-    fn complete(&self, key: &CacheKey, flight: &watch::Receiver<Option<Outcome>>, res: &Outcome) {
-        let opts = &self.up.opts;
-        let now = now_ms();
-        if res.is_err() {
-            self.counters.fetch_failures.fetch_add(1, Ordering::Relaxed);
-        }
-        let mut st = self.state.lock();
-        let Some(entry) = st.map.get_mut(key) else {
-            return; // evicted or cleared meanwhile: the waiters still get the result
-        };
-        if !entry
-            .flight
-            .as_ref()
-            .is_some_and(|f| f.rx.same_channel(flight))
-        {
-            return;
-        }
-        entry.flight = None;
-        match res {
-            Ok(tokens) => {
-                entry.cached = Some(Cached::new(tokens.clone(), now, opts));
-                entry.failure = None;
-            }
-            Err(e) => {
-                entry.failure = Some(Failure {
-                    error: e.clone(),
-                    until_ms: now.saturating_add(duration_ms(opts.failure_pause)),
-                });
-                if let Some(c) = &mut entry.cached {
-                    if now < c.usable_until_ms {
-                        c.next_refresh_ms =
-                            now.saturating_add(duration_ms(opts.refresh_retry_pause));
-                    } else {
-                        entry.cached = None;
-                    }
-                }
-            }
-        }
-    }
-
     /// One fetch (no cache): material, then the upstream calls.
     async fn fetch(&self, spec: &TokenSpec, resource: &str, material: &dyn Material) -> Outcome {
         let opts = &self.up.opts;
@@ -870,43 +683,6 @@ impl Inner {
         };
         Ok(Arc::new(tokens))
     }
-
-    /// Make room for one more entry (module docs: stale entries first, then the least recently used eighth;
-    /// entries with a flight running stay).
-    fn make_room(&self, st: &mut CacheState, now: u64) {
-        let max = self.up.opts.max_entries.max(1);
-        if st.map.len() < max {
-            return;
-        }
-        let before = st.map.len();
-        st.map.retain(|_, e| !e.idle_and_stale(now));
-        if st.map.len() >= max {
-            let mut idle: Vec<(u64, CacheKey)> = st
-                .map
-                .iter()
-                .filter(|(_, e)| e.flight.is_none())
-                .map(|(k, e)| (e.last_used, k.clone()))
-                .collect();
-            idle.sort_unstable_by_key(|(t, _)| *t);
-            let excess = st.map.len() + 1 - max;
-            let n = excess.max(max / 8).min(idle.len());
-            for (_, k) in idle.into_iter().take(n) {
-                st.map.remove(&k);
-            }
-        }
-        let evicted = before.saturating_sub(st.map.len());
-        self.counters
-            .evictions
-            .fetch_add(evicted as u64, Ordering::Relaxed);
-    }
-}
-
-/// Epoch milliseconds on the local clock.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(duration_ms)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -18,11 +18,12 @@
 //! The resource is [`Environment::arm_resource`].
 //!
 //! # Caching and single flight
-//! One token is cached and handed out until its refresh point: `expires_in` before expiry minus a margin of
-//! [`TokenOptions::refresh_margin`] (5 minutes), or half the lifetime for short tokens. Concurrent callers share
-//! one fetch: the first caller starts it on a spawned task (so a cancelled caller cannot strand the others) and
-//! everyone waits on a watch channel for its result. If a refresh fails while the cached token is still valid
-//! for at least [`DEFAULT_EXPIRY_SAFETY_SECS`] (the pod tokens' expiry safety), the cached token is returned and the failure logged. Transient failures
+//! Through the one token cache ([`crate::cache::TokenCache`], [`RefreshMode::Blocking`], keyed by the
+//! credential's generation). One token is cached and handed out until its refresh point: `expires_in` before
+//! expiry minus a margin of [`TokenOptions::refresh_margin`] (5 minutes), or half the lifetime for short tokens.
+//! Concurrent callers share one fetch: the first caller starts it on a spawned task (so a cancelled caller
+//! cannot strand the others) and everyone waits for its result. If a refresh fails while the cached token is
+//! still valid for at least [`DEFAULT_EXPIRY_SAFETY_SECS`] (the pod tokens' expiry safety), the cached token is returned and the failure logged. Transient failures
 //! (transport errors and timeouts; Entra 408/429/5xx; IMDS 404/410/429/5xx, as ADAL retries them) are retried
 //! [`TokenOptions::retry_attempts`] times with exponential backoff. [`TokenSource::reload`] swaps the credential
 //! (the controller reloads on config-file change) and drops the cache; [`TokenSource::invalidate`] drops only
@@ -44,12 +45,13 @@ use http::Method;
 use parking_lot::Mutex;
 use rustls_pki_types::pem::{PemObject, SectionKind};
 use serde_json::{Value, json};
-use tokio::sync::watch;
 
+use crate::cache::{CacheError, CachePolicy, Expiring, RefreshMode, TokenCache, duration_ms};
 use crate::cloud::{CloudConfig, CloudError, Environment};
 use crate::http::{HttpClient, HttpError, HttpResponse};
-// One token pipeline: the controller's own token shares the pod tokens' response parsing, lifetimes, refresh
-// margin, expiry safety and refresh-retry pause (one constant each, in `pod_tokens`).
+// One token pipeline: the controller's own token goes through the pod tokens' cache (`crate::cache`) and shares
+// their response parsing, lifetimes, refresh margin, expiry safety and refresh-retry pause (one constant each, in
+// `pod_tokens`).
 use crate::pod_tokens::{
     DEFAULT_EXPIRY_SAFETY_SECS, DEFAULT_REFRESH_MARGIN_SECS, DEFAULT_REFRESH_RETRY_PAUSE_SECS,
 };
@@ -64,6 +66,8 @@ pub(crate) const AAD_API_VERSION: &str = "1.0";
 pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Lifetime of a client assertion, seconds (MSAL uses 10 minutes).
 const ASSERTION_LIFETIME_SECS: i64 = 600;
+/// What the cache's log lines call its value.
+const CACHE_WHAT: &str = "ARM token";
 /// Largest certificate file read, bytes.
 const MAX_CERT_FILE_BYTES: u64 = 1024 * 1024;
 /// Longest error description kept from Entra or IMDS, characters.
@@ -287,25 +291,39 @@ impl Credential {
     }
 }
 
-type Shared = Option<Result<AccessToken, TokenError>>;
-
-struct Cached {
-    token: AccessToken,
-    refresh_at: SystemTime,
+impl Expiring for AccessToken {
+    fn expires_on_ms(&self) -> u64 {
+        self.expires_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(duration_ms)
+            .unwrap_or(0)
+    }
 }
 
-struct State {
-    cred: Arc<Credential>,
-    generation: u64,
-    cached: Option<Cached>,
-    inflight: Option<watch::Receiver<Shared>>,
+impl TokenOptions {
+    /// The cache's part of the options: one token per credential generation, refreshed by the callers that
+    /// find it due (they wait), a still-valid token outliving a failed refresh; failures are not cached.
+    fn cache_policy(&self) -> CachePolicy {
+        CachePolicy {
+            refresh: RefreshMode::Blocking,
+            refresh_margin: self.refresh_margin,
+            expiry_safety: Duration::from_secs(DEFAULT_EXPIRY_SAFETY_SECS),
+            failure_pause: Duration::ZERO,
+            refresh_retry_pause: Duration::from_secs(DEFAULT_REFRESH_RETRY_PAUSE_SECS),
+            max_entries: 1,
+        }
+    }
 }
 
 struct Inner {
     http: HttpClient,
     imds_base: String,
     opts: TokenOptions,
-    state: Mutex<State>,
+    /// The credential in use (read when a fetch starts).
+    cred: Mutex<Arc<Credential>>,
+    /// The cache key: the credential's generation, so a token fetched with a replaced credential is never served.
+    generation: AtomicU64,
+    cache: TokenCache<u64, AccessToken, TokenError>,
     fetches: AtomicU64,
 }
 
@@ -352,13 +370,10 @@ impl TokenSource {
             inner: Arc::new(Inner {
                 http,
                 imds_base,
+                cache: TokenCache::new(opts.cache_policy(), CACHE_WHAT),
                 opts,
-                state: Mutex::new(State {
-                    cred: Arc::new(cred),
-                    generation: 0,
-                    cached: None,
-                    inflight: None,
-                }),
+                cred: Mutex::new(Arc::new(cred)),
+                generation: AtomicU64::new(0),
                 fetches: AtomicU64::new(0),
             }),
         })
@@ -369,23 +384,23 @@ impl TokenSource {
     pub fn reload(&self, cfg: &CloudConfig, env: &Environment) -> Result<(), TokenError> {
         let cred = credential(cfg, env, &self.inner.imds_base)?;
         tracing::info!(credential = ?cred.kind(), resource = env.arm_resource(), "ARM credential reloaded");
-        let mut st = self.inner.state.lock();
-        st.cred = Arc::new(cred);
-        st.generation += 1;
-        st.cached = None;
-        st.inflight = None;
+        let mut current = self.inner.cred.lock();
+        *current = Arc::new(cred);
+        // A new key: tokens of the old credential (and its flight's result) are never served again.
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        self.inner.cache.clear();
         Ok(())
     }
 
     /// Drop the cached token (the next call fetches), e.g. after ARM rejected it.
     pub fn invalidate(&self) {
-        let mut st = self.inner.state.lock();
-        st.cached = None;
+        let generation = self.inner.generation.load(Ordering::Acquire);
+        self.inner.cache.invalidate(&generation);
     }
 
     /// Which credential is in use.
     pub fn kind(&self) -> CredentialKind {
-        self.inner.state.lock().cred.kind()
+        self.inner.cred.lock().kind()
     }
 
     /// Token requests sent so far (each attempt counts).
@@ -396,43 +411,16 @@ impl TokenSource {
     /// A token for ARM: the cached one until its refresh point, else a fresh one (shared by concurrent
     /// callers).
     pub async fn token(&self) -> Result<AccessToken, TokenError> {
-        let mut rx = {
-            let mut st = self.inner.state.lock();
-            if let Some(c) = &st.cached
-                && SystemTime::now() < c.refresh_at
-            {
-                return Ok(c.token.clone());
-            }
-            match &st.inflight {
-                Some(rx) => rx.clone(),
-                None => {
-                    let (tx, rx) = watch::channel::<Shared>(None);
-                    st.inflight = Some(rx.clone());
-                    let inner = self.inner.clone();
-                    let cred = st.cred.clone();
-                    let generation = st.generation;
-                    tokio::spawn(async move {
-                        let res = inner.fetch(&cred).await;
-                        let res = inner.complete(generation, res);
-                        let _ = tx.send(Some(res));
-                    });
-                    rx
-                }
-            }
+        let generation = self.inner.generation.load(Ordering::Acquire);
+        let fetch = |_| {
+            let inner = self.inner.clone();
+            let cred = inner.cred.lock().clone();
+            async move { inner.fetch(&cred).await }
         };
-        let out = match rx.wait_for(Option::is_some).await {
-            Ok(v) => v.clone(),
-            Err(_) => None,
-        };
-        match out {
-            Some(r) => r,
-            None => {
-                let mut st = self.inner.state.lock();
-                if st.inflight.as_ref().is_some_and(|r| r.same_channel(&rx)) {
-                    st.inflight = None;
-                }
-                Err(TokenError::Cancelled)
-            }
+        match self.inner.cache.get(&generation, fetch).await {
+            Ok(t) => Ok(t),
+            Err(CacheError::Fetch(e)) => Err(e),
+            Err(CacheError::Cancelled) => Err(TokenError::Cancelled),
         }
     }
 }
@@ -440,44 +428,6 @@ impl TokenSource {
 // === impl Inner ===
 
 impl Inner {
-    /// Record a finished fetch; fall back to a still-valid cached token on failure.
-    fn complete(
-        &self,
-        generation: u64,
-        res: Result<AccessToken, TokenError>,
-    ) -> Result<AccessToken, TokenError> {
-        let mut st = self.state.lock();
-        if st.generation != generation {
-            // The credential changed while this fetch ran: hand the result to its waiters, cache nothing.
-            return res;
-        }
-        st.inflight = None;
-        let now = SystemTime::now();
-        match res {
-            Ok(t) => {
-                st.cached = Some(Cached {
-                    refresh_at: refresh_point(now, t.expires_at, self.opts.refresh_margin),
-                    token: t.clone(),
-                });
-                Ok(t)
-            }
-            Err(e) => {
-                let still_valid = now + Duration::from_secs(DEFAULT_EXPIRY_SAFETY_SECS);
-                if let Some(c) = &mut st.cached
-                    && c.token.expires_at > still_valid
-                {
-                    tracing::warn!(error = %e, "refreshing the ARM token failed; using the cached token until it expires");
-                    // Try again after a pause rather than on every call.
-                    let pause = now + Duration::from_secs(DEFAULT_REFRESH_RETRY_PAUSE_SECS);
-                    c.refresh_at = pause
-                        .min(c.token.expires_at - Duration::from_secs(DEFAULT_EXPIRY_SAFETY_SECS));
-                    return Ok(c.token.clone());
-                }
-                Err(e)
-            }
-        }
-    }
-
     async fn fetch(&self, cred: &Credential) -> Result<AccessToken, TokenError> {
         let attempts = self.opts.retry_attempts.max(1);
         let mut attempt = 1;
@@ -579,13 +529,6 @@ impl Inner {
         }
         parse_token(&r, "Entra ID")
     }
-}
-
-/// When to refresh a token fetched at `now` that expires at `expires_at`.
-fn refresh_point(now: SystemTime, expires_at: SystemTime, margin: Duration) -> SystemTime {
-    let lifetime = expires_at.duration_since(now).unwrap_or(Duration::ZERO);
-    let margin = crate::pod_tokens::refresh_margin(margin, lifetime);
-    expires_at.checked_sub(margin).unwrap_or(now)
 }
 
 /// `base * 2^(attempt-1)`, capped at a minute.
@@ -850,6 +793,21 @@ pub(crate) fn client_assertion(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// When the cache refreshes a token fetched at `now` that expires at `expires_at` (millisecond precision).
+    fn refresh_point(now: SystemTime, expires_at: SystemTime, margin: Duration) -> SystemTime {
+        let ms = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map(duration_ms)
+                .unwrap_or(0)
+        };
+        let opts = TokenOptions {
+            refresh_margin: margin,
+            ..TokenOptions::default()
+        };
+        let at = crate::cache::timeline(ms(expires_at), ms(now), &opts.cache_policy());
+        SystemTime::UNIX_EPOCH + Duration::from_millis(at.refresh_at_ms)
+    }
 
     #[test]
     fn refresh_points() {

@@ -1,4 +1,5 @@
-//! Unit tests of the pure parts: cache keys, the refresh timeline, eviction, response parsing, credential
+//! Unit tests of the pure parts: cache keys, the refresh timeline (eviction is tested with the cache, in
+//! `crate::cache`), response parsing, credential
 //! Secrets, error mapping and redaction. The upstream behaviour is tested against azure-sim in
 //! `tests/pod_tokens.rs`.
 
@@ -213,6 +214,14 @@ fn cache_keys_share_only_what_is_safe_to_share() {
             "{name}: {a:?} vs {b:?}"
         );
     }
+}
+
+/// `(refresh_at, usable_until)` in epoch milliseconds for tokens that arrived at `now_ms`, as the cache computes
+/// them with the provider's policy.
+fn timeline(tokens: &[PodToken], now_ms: u64, opts: &PodTokenOptions) -> (u64, u64) {
+    let expires = Arc::new(tokens.to_vec()).expires_on_ms();
+    let t = crate::cache::timeline(expires, now_ms, &opts.cache_policy());
+    (t.refresh_at_ms, t.usable_until_ms)
 }
 
 #[test]
@@ -580,7 +589,7 @@ fn debug_and_display_hide_tokens() {
     assert_eq!(PodTokenError::Unavailable("x".into()).http_status(), 503);
 }
 
-/// A provider that never calls upstream (for eviction tests).
+/// A provider that never calls upstream.
 fn offline(max_entries: usize) -> PodTokenProvider {
     let http = crate::http::HttpClient::new(crate::http::HttpOptions::default()).expect("http");
     PodTokenProvider::new(
@@ -592,75 +601,6 @@ fn offline(max_entries: usize) -> PodTokenProvider {
             ..PodTokenOptions::default()
         },
     )
-}
-
-fn key(i: usize) -> CacheKey {
-    imds(Some(&format!("client-{i}")), None).cache_key(ARM)
-}
-
-#[test]
-fn eviction_drops_stale_entries_first_then_the_least_recently_used() {
-    let p = offline(16);
-    let now = now_ms();
-    let live = |last_used: u64| Entry {
-        cached: Some(Cached {
-            tokens: Arc::new(vec![token(now / 1000 + 3600)]),
-            refresh_at_ms: now + 3_000_000,
-            usable_until_ms: now + 3_500_000,
-            next_refresh_ms: 0,
-        }),
-        last_used,
-        ..Entry::default()
-    };
-    {
-        let mut st = p.inner.state.lock();
-        // 4 stale (a failure only), 12 live with recency = index.
-        for i in 0..4 {
-            st.map.insert(
-                key(i),
-                Entry {
-                    failure: Some(Failure {
-                        error: PodTokenError::Unavailable("x".into()),
-                        until_ms: now + 10_000,
-                    }),
-                    last_used: 100 + i as u64,
-                    ..Entry::default()
-                },
-            );
-        }
-        for i in 4..16 {
-            st.map.insert(key(i), live(i as u64));
-        }
-        let st = &mut *st;
-        p.inner.make_room(st, now);
-        // The stale ones went, every live one stayed.
-        assert_eq!(st.map.len(), 12);
-        assert!((0..4).all(|i| !st.map.contains_key(&key(i))));
-        // Fill up again with live entries, plus one with a flight running and the oldest recency.
-        for i in 16..19 {
-            st.map.insert(key(i), live(i as u64));
-        }
-        let (_tx, rx) = watch::channel::<Option<Outcome>>(None);
-        st.map.insert(
-            key(19),
-            Entry {
-                flight: Some(Flight { rx }),
-                last_used: 0,
-                ..Entry::default()
-            },
-        );
-        assert_eq!(st.map.len(), 16);
-        p.inner.make_room(st, now);
-        // max/8 = 2 least recently used idle entries (4 and 5) went; the flight stayed.
-        assert_eq!(st.map.len(), 14);
-        assert!(!st.map.contains_key(&key(4)) && !st.map.contains_key(&key(5)));
-        assert!(st.map.contains_key(&key(6)));
-        assert!(st.map.contains_key(&key(19)));
-    }
-    let s = p.stats();
-    assert_eq!((s.evictions, s.entries), (6, 14));
-    p.clear();
-    assert_eq!(p.stats().entries, 0);
 }
 
 #[test]

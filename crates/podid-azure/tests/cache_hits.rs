@@ -1,8 +1,8 @@
 //! Cost of a cached hit, the node agent's hot path (pod tokens) and the controller's (its ARM token): a
-//! tiny loopback IMDS stand-in answers the one fetch, then N cached hits are timed. Ignored by default;
-//! run in release mode:
-//! `cargo test --release -p podid-azure --test cache_hits -- --ignored --nocapture`
-//! (`CACHE_HITS=<n>` changes N, 1,000,000 by default).
+//! tiny loopback IMDS stand-in answers the one fetch, then N cached hits are timed and must all be served
+//! without another upstream call. The test command runs it with N = 10,000 (a correctness check; its timing
+//! is printed, not asserted); for figures run it in release mode with a larger N:
+//! `CACHE_HITS=1000000 cargo test --release -p podid-azure --test cache_hits -- --nocapture`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -65,7 +65,7 @@ fn n() -> u64 {
     std::env::var("CACHE_HITS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000)
+        .unwrap_or(10_000)
 }
 
 fn report(what: &str, n: u64, started: Instant) {
@@ -79,7 +79,6 @@ fn report(what: &str, n: u64, started: Instant) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a micro-benchmark: run with --release -- --ignored --nocapture"]
 async fn cached_hits() {
     let base = imds().await;
     let http = http::HttpClient::new(http::HttpOptions::default()).expect("http");

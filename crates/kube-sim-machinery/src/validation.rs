@@ -149,6 +149,38 @@ pub fn is_valid_path_segment_name(name: &str) -> Vec<String> {
         .collect()
 }
 
+const CONFIG_MAP_KEY_FMT: &str = "[-._a-zA-Z0-9]+";
+const CONFIG_MAP_KEY_ERR_MSG: &str =
+    "a valid config key must consist of alphanumeric characters, '-', '_' or '.'";
+
+/// `validation.IsConfigMapKey`: a key of a ConfigMap's or Secret's `data` (at most 253
+/// characters of `[-._a-zA-Z0-9]+`, not `.` or `..` nor starting with `..`).
+pub fn is_config_map_key(value: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if value.len() > DNS1123_SUBDOMAIN_MAX_LENGTH {
+        errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
+    }
+    let valid = !value.is_empty()
+        && value
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'));
+    if !valid {
+        errs.push(regex_error(
+            CONFIG_MAP_KEY_ERR_MSG,
+            CONFIG_MAP_KEY_FMT,
+            &["key.name", "KEY_NAME", "key-name"],
+        ));
+    }
+    if value == "." {
+        errs.push("must not be '.'".to_string());
+    } else if value == ".." {
+        errs.push("must not be '..'".to_string());
+    } else if value.starts_with("..") {
+        errs.push("must not start with '..'".to_string());
+    }
+    errs
+}
+
 /// `validation.IsDNS1123Subdomain`.
 pub fn is_dns1123_subdomain(value: &str) -> Vec<String> {
     let mut errs = Vec::new();
@@ -235,6 +267,27 @@ pub fn is_valid_label_value(value: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_map_keys() {
+        for ok in ["a", "key.name", "KEY_NAME", "key-name", ".hidden", "a..b"] {
+            assert!(is_config_map_key(ok).is_empty(), "{ok}");
+        }
+        assert_eq!(
+            is_config_map_key("a b"),
+            vec!["a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')".to_string()]
+        );
+        assert_eq!(
+            is_config_map_key(".."),
+            vec!["must not be '..'".to_string()]
+        );
+        assert_eq!(
+            is_config_map_key("..a"),
+            vec!["must not start with '..'".to_string()]
+        );
+        assert_eq!(is_config_map_key(&"k".repeat(254)).len(), 1);
+        assert_eq!(is_config_map_key("").len(), 1);
+    }
 
     #[test]
     fn qualified_names() {

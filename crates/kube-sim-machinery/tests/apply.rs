@@ -364,3 +364,30 @@ fn nulls_in_applied_config_are_ignored() {
             .is_some_and(|m| m.contains_key("f:paused"))
     );
 }
+
+#[test]
+fn a_map_another_manager_added_to_is_no_conflict() {
+    let cm = |labels: Value, data: Value| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "labels": labels, "annotations": {}}, "data": data})
+    };
+    let keys = CoreMergeKeys::for_kind("ConfigMap");
+    let a = cm(json!({"x": "1"}), json!({"x": "1"}));
+    let live = server_side_apply(None, &a, "a", false, T0, &keys).unwrap_or_else(|e| panic!("{e}"));
+    let mut b = cm(json!({"y": "2"}), json!({"y": "2"}));
+    b["metadata"]["annotations"] = json!({"z": "3"});
+    let live =
+        server_side_apply(Some(&live), &b, "b", false, T0, &keys).unwrap_or_else(|e| panic!("{e}"));
+    // `a` applies the same configuration again, its empty `annotations` map included: no conflict, and the
+    // keys `b` owns stay.
+    let live =
+        server_side_apply(Some(&live), &a, "a", false, T1, &keys).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(live["data"], json!({"x": "1", "y": "2"}));
+    assert_eq!(live["metadata"]["annotations"], json!({"z": "3"}));
+    // Changing a key `b` owns is still a conflict.
+    let taken = cm(json!({"x": "1"}), json!({"x": "1", "y": "9"}));
+    assert!(matches!(
+        server_side_apply(Some(&live), &taken, "a", false, T1, &keys),
+        Err(ApplyError::Conflict(_))
+    ));
+}

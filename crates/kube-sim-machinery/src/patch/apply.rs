@@ -10,7 +10,8 @@
 //!    `resourceVersion`, `generation`, `creationTimestamp`, `selfLink`, `managedFields`) are not
 //!    owned, as upstream strips them.
 //! 2. Conflicts: a leaf of the applied set (ending in a field or index) that another manager
-//!    (Apply or Update entry) owns and whose live value differs from the applied value. Without
+//!    (Apply or Update entry) owns and whose live value differs from the applied value (an
+//!    empty map applied over an existing map changes nothing, so it conflicts with no one). Without
 //!    `force` the apply fails with [`ApplyError::Conflict`]; with `force` the fields are taken
 //!    over (removed from the other managers' sets). Equal values are shared, not conflicts.
 //! 3. Fields this manager applied before (its previous `Apply` entry) that are not in the new
@@ -60,7 +61,7 @@ pub struct ApplyConflict {
 
 impl ApplyConflict {
     /// `printManager` of the apiserver: `"name"`, `"name" using v1`, with subresource.
-    fn manager_description(&self) -> String {
+    pub fn manager_description(&self) -> String {
         let mut s = go_quote(&self.manager);
         if let Some(sub) = self.subresource.as_deref().filter(|s| !s.is_empty()) {
             s = format!("{s} with subresource {}", go_quote(sub));
@@ -495,6 +496,12 @@ pub fn server_side_apply(
         let live_value = get_at(&result, leaf);
         let applied_value = get_at(applied, leaf);
         if live_value == applied_value.map(strip_nulls).as_ref() {
+            continue;
+        }
+        // A map leaf (an empty or all-null map in the configuration) only changes the object when the map is
+        // absent: merging it never removes the children other managers own, so it is no conflict with them
+        // (structured-merge-diff reports conflicts on changed fields only).
+        if applied_value.is_some_and(Value::is_object) && live_value.is_some_and(Value::is_object) {
             continue;
         }
         for (i, e) in entries.iter().enumerate() {

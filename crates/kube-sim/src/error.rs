@@ -112,20 +112,32 @@ impl ApiError {
 
     /// 409 Conflict for a stale resourceVersion.
     pub fn conflict(resource: &str, group: &str, name: &str) -> Self {
+        Self::conflict_with(
+            resource,
+            group,
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        )
+    }
+
+    /// 409 Conflict with the apiserver's `NewConflict` shape and a specific reason:
+    /// `Operation cannot be fulfilled on pods/binding "p": <detail>`, details `{name, group, kind: resource}`.
+    pub fn conflict_with(resource: &str, group: &str, name: &str, detail: &str) -> Self {
         let qualified = qualified(resource, group);
         Self::new(
             409,
             "Conflict",
-            format!(
-                "Operation cannot be fulfilled on {qualified} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
-            ),
+            format!("Operation cannot be fulfilled on {qualified} \"{name}\": {detail}"),
         )
         .with_details(name, group, resource)
     }
 
-    /// 409 Conflict with a custom message (server-side apply conflicts).
-    pub fn conflict_message(message: impl Into<String>) -> Self {
-        Self::new(409, "Conflict", message)
+    /// 409 Conflict of a server-side apply (`NewApplyConflict`): details hold only the causes, one
+    /// `FieldManagerConflict` per conflicting field.
+    pub fn apply_conflict(message: impl Into<String>, causes: Vec<Cause>) -> Self {
+        let mut e = Self::new(409, "Conflict", message);
+        e.causes = causes;
+        e
     }
 
     /// 410 Gone for a compacted resourceVersion.

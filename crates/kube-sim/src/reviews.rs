@@ -244,9 +244,15 @@ pub fn token_request(sim: &Sim, ns: &str, sa_name: &str, body: Value) -> ApiResu
             .ok_or_else(|| ApiError::not_found(resource, "", name))?;
         let uid = crate::meta::str_at(&obj, "/metadata/uid").to_string();
         if !want_uid.is_empty() && want_uid != uid {
-            return Err(ApiError::conflict_message(format!(
-                "the UID in the bound object reference ({want_uid}) does not match the UID in record. The object might have been deleted and then recreated"
-            )));
+            // The apiserver names the bound kind as the resource here (`Operation cannot be fulfilled on Pod "p"`).
+            return Err(ApiError::conflict_with(
+                kind,
+                "",
+                name,
+                &format!(
+                    "the UID in the bound object reference ({want_uid}) does not match the UID in record. The object might have been deleted and then recreated"
+                ),
+            ));
         }
         if bkind == BoundObjectKind::Pod {
             let pod_sa = obj

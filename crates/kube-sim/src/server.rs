@@ -205,6 +205,9 @@ pub struct Ctx {
     pub user: User,
     /// Request body.
     pub body: Bytes,
+    /// `Warning` headers for the response (`299 - "<text>"` each), e.g. unknown fields under
+    /// `fieldValidation=Warn`.
+    pub warnings: parking_lot::Mutex<Vec<String>>,
 }
 
 impl Ctx {
@@ -342,6 +345,7 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>, peer: SocketAddr) -> Resp
         headers: parts.headers,
         user,
         body,
+        warnings: parking_lot::Mutex::new(Vec::new()),
     };
     let started = std::time::Instant::now();
     // A panic is a bug; it must still never cost the client more than a 500, nor the server its other requests.
@@ -349,7 +353,7 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>, peer: SocketAddr) -> Resp
         crate::api::dispatch(&sim, &ctx),
     ))
     .await;
-    let resp = match dispatched {
+    let mut resp = match dispatched {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => error_response(&e),
         Err(_) => {
@@ -359,8 +363,20 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>, peer: SocketAddr) -> Resp
             ))
         }
     };
+    for warning in ctx.warnings.lock().drain(..) {
+        if let Ok(value) = http::HeaderValue::from_str(&warning_header(&warning)) {
+            resp.headers_mut().append(header::WARNING, value);
+        }
+    }
     tracing::debug!(method = %ctx.method, path = %ctx.path, code = resp.status().as_u16(), user = %ctx.user.name, %peer, elapsed_us = started.elapsed().as_micros() as u64, "request");
     resp
+}
+
+/// A `Warning` header value as the apiserver writes it: code 299, no agent, the text quoted with `"` and `\`
+/// escaped.
+fn warning_header(text: &str) -> String {
+    let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("299 - \"{escaped}\"")
 }
 
 /// Parse a request body as JSON or YAML by content type.
@@ -487,6 +503,7 @@ mod proptests {
             headers,
             user: User::anonymous(),
             body: Bytes::from(body),
+            warnings: parking_lot::Mutex::new(Vec::new()),
         }
     }
 

@@ -16,8 +16,9 @@ pub(crate) async fn create(
     ctx: &Ctx,
     rt: &Arc<ResourceType>,
     ns: Option<&str>,
-    body: Value,
+    mut body: Value,
 ) -> ApiResult<Arc<Value>> {
+    super::check_unknown_fields(ctx, rt, &mut body)?;
     let mut obj = registry::prepare_create(sim, rt, ns, body, strict_of(ctx))?;
     if rt.group.is_empty() && rt.resource == "pods" {
         obj = crate::admission::admit_pod_create(sim, &ctx.user, obj, dry_run(ctx)).await?;

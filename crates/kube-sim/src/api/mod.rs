@@ -23,6 +23,7 @@ use http::{Method, Response};
 use crate::Sim;
 use crate::authn::User;
 use crate::error::{ApiError, ApiResult};
+use crate::resources::ResourceType;
 use crate::server::{
     Body, Ctx, ResourcePath, Route, error_response, json_response, parse_body, parse_route,
 };
@@ -206,6 +207,51 @@ async fn resource(sim: &Arc<Sim>, ctx: &Ctx, p: ResourcePath) -> ApiResult<Respo
 
 pub(crate) fn strict_of(ctx: &Ctx) -> bool {
     ctx.query.get("fieldValidation") == Some("Strict")
+}
+
+/// Unknown fields of a written object, by `fieldValidation` (`Ignore`, `Warn` the default, `Strict`), as the
+/// apiserver's decoding treats them: built-in kinds are pruned of them (with a `Warning` header each under
+/// Warn) or refused with 400 under Strict; custom resources get the warnings here and their pruning or strict
+/// error from the registry's schema step.
+pub(crate) fn check_unknown_fields(
+    ctx: &Ctx,
+    rt: &ResourceType,
+    obj: &mut serde_json::Value,
+) -> ApiResult<()> {
+    let mode = ctx.query.get("fieldValidation").unwrap_or("Warn");
+    if mode == "Ignore" || !obj.is_object() {
+        return Ok(());
+    }
+    let unknown = if rt.crd.is_some() {
+        match &rt.crd {
+            Some(crd) if mode == "Warn" && crd.schema.is_object() => {
+                kube_sim_schema::admit(&crd.schema, &mut obj.clone()).unknown_fields
+            }
+            _ => Vec::new(),
+        }
+    } else {
+        let av = rt.api_version();
+        crate::registry::unknown_fields::prune(&av, &rt.kind, obj).unwrap_or_default()
+    };
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    if mode == "Strict" {
+        let list = unknown
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {list}",
+            kind = rt.kind,
+            version = rt.version,
+        )));
+    }
+    ctx.warnings
+        .lock()
+        .extend(unknown.iter().map(|f| format!("unknown field \"{f}\"")));
+    Ok(())
 }
 
 pub(crate) fn dry_run(ctx: &Ctx) -> bool {

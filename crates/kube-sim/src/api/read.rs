@@ -209,7 +209,12 @@ pub(crate) fn list(
             )));
         }
     }
-    let node = sel.fields.exact_value("spec.nodeName").map(str::to_string);
+    // `spec.nodeName=` (empty) selects unscheduled pods, which the node index does not hold: scan instead.
+    let node = sel
+        .fields
+        .exact_value("spec.nodeName")
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
     let filter = |o: &Value| sel.matches(o);
     let (items, more, rv) = sim.store.list(
         &rt.key(),

@@ -18,9 +18,10 @@ pub(crate) fn update(
     rt: &ResourceType,
     ns: &str,
     name: &str,
-    body: Value,
+    mut body: Value,
     status_only: bool,
 ) -> ApiResult<(Arc<Value>, u16)> {
+    super::check_unknown_fields(ctx, rt, &mut body)?;
     let opts = registry::UpdateOpts {
         status_only,
         strict: strict_of(ctx),
@@ -161,8 +162,16 @@ pub(crate) async fn patch(
 
 fn apply_error(e: kube_sim_machinery::patch::ApplyError) -> ApiError {
     match e {
-        kube_sim_machinery::patch::ApplyError::Conflict(_) => {
-            ApiError::conflict_message(e.to_string())
+        kube_sim_machinery::patch::ApplyError::Conflict(ref conflicts) => {
+            let causes = conflicts
+                .iter()
+                .map(|c| crate::error::Cause {
+                    reason: "FieldManagerConflict".into(),
+                    message: format!("conflict with {}", c.manager_description()),
+                    field: c.field.clone(),
+                })
+                .collect();
+            ApiError::apply_conflict(e.to_string(), causes)
         }
         other => ApiError::bad_request(other.to_string()),
     }
@@ -192,6 +201,12 @@ fn patch_with(
         strict,
         dry_run: dry_run(ctx),
     };
-    let obj = registry::update_with(sim, rt, ns, name, opts, apply)?;
+    // The patched object is checked like a request body (a patch may bring unknown fields).
+    let checked = |cur: &Value| -> ApiResult<Value> {
+        let mut next = apply(cur)?;
+        super::check_unknown_fields(ctx, rt, &mut next)?;
+        Ok(next)
+    };
+    let obj = registry::update_with(sim, rt, ns, name, opts, &checked)?;
     Ok((obj, 200))
 }

@@ -143,6 +143,7 @@ pub fn watch(
             headers: ctx.headers.clone(),
             user: ctx.user.clone(),
             body: Bytes::new(),
+            warnings: parking_lot::Mutex::new(Vec::new()),
         },
     });
     let watcher = Watcher {

@@ -132,6 +132,16 @@ pub fn prepare_create(
     }
     validate_custom(rt, &mut obj, strict)?;
     super::defaults::on_create(sim, rt, &mut obj)?;
+    // Pods are validated after mutating admission (`defaults::after_admission`), as the apiserver does.
+    if !(rt.group.is_empty() && rt.resource == "pods") {
+        let causes = super::validate::create_causes(&rt.group, &rt.resource, &obj);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(&rt.kind, &rt.group, &name, causes));
+        }
+    }
+    if rt.group.is_empty() && rt.resource == "services" {
+        super::service::allocate_create(sim, &mut obj)?;
+    }
     Ok(obj)
 }
 

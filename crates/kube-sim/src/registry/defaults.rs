@@ -40,10 +40,8 @@ pub fn on_create(sim: &Sim, rt: &ResourceType, obj: &mut Value) -> ApiResult<()>
             obj["spec"]["finalizers"] = json!(["kubernetes"]);
             obj["status"] = json!({"phase": "Active"});
         }
+        "services" => super::service::defaults(obj),
         "secrets" => {
-            if obj.get("type").is_none_or(Value::is_null) {
-                obj["type"] = json!("Opaque");
-            }
             for field in ["data", "stringData"] {
                 if obj
                     .get(field)
@@ -62,17 +60,26 @@ pub fn on_create(sim: &Sim, rt: &ResourceType, obj: &mut Value) -> ApiResult<()>
                     ));
                 }
             }
-            if let Some(Value::Object(string_data)) =
-                obj.as_object_mut().and_then(|o| o.remove("stringData"))
-            {
-                use base64::Engine;
-                for (k, v) in string_data {
-                    let s = v.as_str().unwrap_or_default();
-                    obj["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(s));
-                }
-            }
+            secret_write_defaults(obj)?;
         }
         "pods" => pod_defaults(sim, obj)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Defaults applied to the object an update or patch produces (not to status writes): the same decoding
+/// defaults as on create, plus what the stored object keeps (a service's addresses).
+pub fn on_update(rt: &ResourceType, cur: &Value, next: &mut Value) -> ApiResult<()> {
+    if !rt.group.is_empty() {
+        return Ok(());
+    }
+    match rt.resource.as_str() {
+        "secrets" => secret_write_defaults(next)?,
+        "services" => super::service::update_defaults(cur, next),
+        "pods" if next.get("spec").is_some_and(Value::is_object) => {
+            pod_spec_defaults(&mut next["spec"]);
+        }
         _ => {}
     }
     Ok(())
@@ -192,21 +199,6 @@ fn pod_defaults(sim: &Sim, obj: &mut Value) -> ApiResult<()> {
                         }],
                     ));
                 }
-                if c.get("name")
-                    .and_then(Value::as_str)
-                    .is_none_or(str::is_empty)
-                {
-                    return Err(ApiError::invalid(
-                        "Pod",
-                        "",
-                        &name,
-                        vec![Cause {
-                            reason: "FieldValueRequired".into(),
-                            message: format!("spec.{list}[{i}].name: Required value"),
-                            field: format!("spec.{list}[{i}].name"),
-                        }],
-                    ));
-                }
                 let image = c
                     .get("image")
                     .and_then(Value::as_str)
@@ -229,11 +221,189 @@ fn pod_defaults(sim: &Sim, obj: &mut Value) -> ApiResult<()> {
         }
     }
     let _ = sim;
+    pod_spec_defaults(&mut obj["spec"]);
     let causes = projected_path_causes(obj);
     if !causes.is_empty() {
         return Err(ApiError::invalid("Pod", "", &name, causes));
     }
     obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+    Ok(())
+}
+
+/// `0644`, the mode of files in secret, config map, downward API and projected volumes (`DefaultMode`).
+const DEFAULT_VOLUME_MODE: i64 = 0o644;
+/// `ServiceAccountTokenProjection.ExpirationSeconds` default: one hour.
+const DEFAULT_TOKEN_EXPIRATION_SECONDS: i64 = 3600;
+
+fn default_if_unset(obj: &mut Value, key: &str, value: Value) {
+    if obj.is_object() && obj.get(key).is_none_or(Value::is_null) {
+        obj[key] = value;
+    }
+}
+
+/// The defaults the apiserver's decoding gives a pod spec's volumes and containers (`SetDefaults_Volume`, the
+/// volume sources' `DefaultMode`, `SetDefaults_ServiceAccountTokenProjection`, `SetDefaults_ObjectFieldSelector`,
+/// container ports' protocol, probes), so objects a user or a webhook wrote read back as from a real server.
+pub fn pod_spec_defaults(spec: &mut Value) {
+    if let Some(volumes) = spec.get_mut("volumes").and_then(Value::as_array_mut) {
+        for volume in volumes.iter_mut().filter(|v| v.is_object()) {
+            volume_defaults(volume);
+        }
+    }
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
+        if let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) {
+            for c in containers.iter_mut().filter(|c| c.is_object()) {
+                container_defaults(c);
+            }
+        }
+    }
+}
+
+fn volume_defaults(volume: &mut Value) {
+    const SOURCES: &[&str] = &[
+        "hostPath",
+        "emptyDir",
+        "gcePersistentDisk",
+        "awsElasticBlockStore",
+        "gitRepo",
+        "secret",
+        "nfs",
+        "iscsi",
+        "glusterfs",
+        "persistentVolumeClaim",
+        "rbd",
+        "flexVolume",
+        "cinder",
+        "cephfs",
+        "flocker",
+        "downwardAPI",
+        "fc",
+        "azureFile",
+        "configMap",
+        "vsphereVolume",
+        "quobyte",
+        "azureDisk",
+        "photonPersistentDisk",
+        "projected",
+        "portworxVolume",
+        "scaleIO",
+        "storageos",
+        "csi",
+        "ephemeral",
+        "image",
+    ];
+    if !SOURCES
+        .iter()
+        .any(|s| volume.get(*s).is_some_and(|v| !v.is_null()))
+    {
+        volume["emptyDir"] = json!({});
+    }
+    for source in ["secret", "configMap", "downwardAPI", "projected"] {
+        if let Some(src) = volume.get_mut(source).filter(|s| s.is_object()) {
+            default_if_unset(src, "defaultMode", json!(DEFAULT_VOLUME_MODE));
+        }
+    }
+    if let Some(items) = volume
+        .pointer_mut("/downwardAPI/items")
+        .and_then(Value::as_array_mut)
+    {
+        downward_items_defaults(items);
+    }
+    if let Some(host_path) = volume.get_mut("hostPath").filter(|s| s.is_object()) {
+        default_if_unset(host_path, "type", json!(""));
+    }
+    if let Some(sources) = volume
+        .pointer_mut("/projected/sources")
+        .and_then(Value::as_array_mut)
+    {
+        for src in sources.iter_mut() {
+            if let Some(token) = src.get_mut("serviceAccountToken").filter(|t| t.is_object()) {
+                default_if_unset(
+                    token,
+                    "expirationSeconds",
+                    json!(DEFAULT_TOKEN_EXPIRATION_SECONDS),
+                );
+            }
+            if let Some(items) = src
+                .pointer_mut("/downwardAPI/items")
+                .and_then(Value::as_array_mut)
+            {
+                downward_items_defaults(items);
+            }
+        }
+    }
+}
+
+fn field_ref_defaults(item: &mut Value) {
+    if let Some(field_ref) = item.get_mut("fieldRef").filter(|f| f.is_object())
+        && field_ref
+            .get("apiVersion")
+            .is_none_or(|v| v.is_null() || v == "")
+    {
+        field_ref["apiVersion"] = json!("v1");
+    }
+    if let Some(resource_ref) = item.get_mut("resourceFieldRef").filter(|f| f.is_object()) {
+        // A zero `resource.Quantity` (not a pointer) is written as "0".
+        default_if_unset(resource_ref, "divisor", json!("0"));
+    }
+}
+
+fn downward_items_defaults(items: &mut [Value]) {
+    for item in items {
+        field_ref_defaults(item);
+    }
+}
+
+fn container_defaults(c: &mut Value) {
+    if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
+        for port in ports.iter_mut().filter(|p| p.is_object()) {
+            if port.get("protocol").is_none_or(|v| v.is_null() || v == "") {
+                port["protocol"] = json!("TCP");
+            }
+        }
+    }
+    if let Some(env) = c.get_mut("env").and_then(Value::as_array_mut) {
+        for var in env.iter_mut() {
+            if let Some(from) = var.get_mut("valueFrom") {
+                field_ref_defaults(from);
+            }
+        }
+    }
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        let Some(p) = c.get_mut(probe).filter(|p| p.is_object()) else {
+            continue;
+        };
+        default_if_unset(p, "timeoutSeconds", json!(1));
+        default_if_unset(p, "periodSeconds", json!(10));
+        default_if_unset(p, "successThreshold", json!(1));
+        default_if_unset(p, "failureThreshold", json!(3));
+        if let Some(get) = p.get_mut("httpGet").filter(|g| g.is_object()) {
+            for (k, v) in [("path", "/"), ("scheme", "HTTP")] {
+                if get.get(k).is_none_or(|x| x.is_null() || x == "") {
+                    get[k] = json!(v);
+                }
+            }
+        }
+    }
+}
+
+/// The defaults of a Secret body on update as on create: `type` Opaque, `stringData` merged into `data`.
+pub fn secret_write_defaults(obj: &mut Value) -> ApiResult<()> {
+    if let Some(message) = super::validate::secret_data_decoding(obj) {
+        return Err(ApiError::bad_request(message));
+    }
+    if obj.get("type").is_none_or(Value::is_null) {
+        obj["type"] = json!("Opaque");
+    }
+    if let Some(Value::Object(string_data)) =
+        obj.as_object_mut().and_then(|o| o.remove("stringData"))
+    {
+        use base64::Engine;
+        for (k, v) in string_data {
+            let s = v.as_str().unwrap_or_default();
+            obj["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(s));
+        }
+    }
     Ok(())
 }
 
@@ -296,6 +466,14 @@ pub fn after_admission(sim: &Sim, rt: &ResourceType, obj: &mut Value) -> ApiResu
     }
     let ns = crate::meta::str_at(obj, "/metadata/namespace").to_string();
     let name = crate::meta::str_at(obj, "/metadata/name").to_string();
+    // A webhook's patch is decoded with defaults, like the request body was.
+    if obj.get("spec").is_some_and(Value::is_object) {
+        pod_spec_defaults(&mut obj["spec"]);
+    }
+    let causes = super::validate::create_causes("", "pods", obj);
+    if !causes.is_empty() {
+        return Err(ApiError::invalid("Pod", "", &name, causes));
+    }
     let sa_name = obj
         .pointer("/spec/serviceAccountName")
         .and_then(Value::as_str)
@@ -409,6 +587,44 @@ pub fn pod_update_causes(cur: &Value, next: &Value) -> Vec<Cause> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn projected_volumes_and_containers_get_the_apiserver_defaults() {
+        let mut spec = json!({
+            "containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 80}],
+                "env": [{"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
+                "readinessProbe": {"httpGet": {"port": 80}}}],
+            "volumes": [
+                {"name": "azure-identity-token", "projected": {"sources": [
+                    {"serviceAccountToken": {"path": "token", "audience": "api://AzureADTokenExchange"}},
+                    {"downwardAPI": {"items": [{"path": "ns", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+                    {"configMap": {"name": "cm", "items": [{"key": "k", "path": "k"}]}}]}},
+                {"name": "scratch"},
+                {"name": "cm", "configMap": {"name": "cm", "defaultMode": 256}}
+            ]
+        });
+        pod_spec_defaults(&mut spec);
+        let projected = &spec["volumes"][0]["projected"];
+        assert_eq!(projected["defaultMode"], 420);
+        assert_eq!(
+            projected["sources"][0]["serviceAccountToken"]["expirationSeconds"],
+            3600
+        );
+        assert_eq!(
+            projected["sources"][1]["downwardAPI"]["items"][0]["fieldRef"]["apiVersion"],
+            "v1"
+        );
+        assert_eq!(spec["volumes"][1]["emptyDir"], json!({}));
+        assert_eq!(spec["volumes"][2]["configMap"]["defaultMode"], 256);
+        let c = &spec["containers"][0];
+        assert_eq!(c["ports"][0]["protocol"], "TCP");
+        assert_eq!(c["env"][0]["valueFrom"]["fieldRef"]["apiVersion"], "v1");
+        assert_eq!(
+            c["readinessProbe"],
+            json!({"httpGet": {"port": 80, "path": "/", "scheme": "HTTP"}, "timeoutSeconds": 1,
+                "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3})
+        );
+    }
 
     #[test]
     fn pod_spec_is_mostly_immutable() {

@@ -44,18 +44,28 @@ pub fn delete_object(
         if let Some(uid) = &opts.uid
             && uid != meta_str(cur, "uid")
         {
-            return Err(ApiError::conflict_message(format!(
-                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                meta_str(cur, "uid")
-            )));
+            return Err(ApiError::conflict_with(
+                &rt.resource,
+                &rt.group,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta_str(cur, "uid")
+                ),
+            ));
         }
         if let Some(rv) = &opts.rv
             && rv != meta_str(cur, "resourceVersion")
         {
-            return Err(ApiError::conflict_message(format!(
-                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                meta_str(cur, "resourceVersion")
-            )));
+            return Err(ApiError::conflict_with(
+                &rt.resource,
+                &rt.group,
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    meta_str(cur, "resourceVersion")
+                ),
+            ));
         }
         Ok(())
     };

@@ -10,6 +10,8 @@
 //! - [`update`](mod@update): the object an update or patch produces from the stored one (immutable metadata kept, status
 //!   and main resource apart, generation bumped on spec changes, no new finalizers while deleting);
 //! - [`delete`](mod@delete): preconditions, finalizers, Foreground/Background/Orphan propagation, namespace Terminating;
+//! - [`validate`]: the built-in kinds' validation (pure, the apiserver's causes and wording); [`service`]: Service
+//!   defaults, cluster IP and node port allocation; [`unknown_fields`]: fields a built-in kind does not have;
 //! - the after-write hooks ([`after_write`], [`finish_write`]): garbage-collector events, the RBAC generation,
 //!   CRD (un)registration, a new namespace's defaults. Watch fan-out and the change log are the store's own.
 //!
@@ -21,7 +23,10 @@
 pub mod create;
 pub mod defaults;
 pub mod delete;
+pub mod service;
+pub mod unknown_fields;
 pub mod update;
+pub mod validate;
 
 use std::sync::Arc;
 

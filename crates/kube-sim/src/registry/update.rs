@@ -22,14 +22,15 @@ fn strip_for_compare(v: &Value) -> Value {
     v
 }
 
-/// Compute the object an update produces from `cur` and the client's `body`.
+/// Compute the object an update produces from `cur` and the client's `body`. Runs under the store's write lock:
+/// it may not read the store (what it needs, like the addresses other services hold, is passed in).
 fn next_for_update(
-    sim: &Sim,
     rt: &ResourceType,
     cur: &Value,
     mut body: Value,
     status_only: bool,
     strict: bool,
+    services_in_use: Option<&super::service::InUse>,
 ) -> ApiResult<Option<Value>> {
     check_type_meta(rt, &mut body)?;
     let name = meta_str(cur, "name").to_string();
@@ -109,6 +110,9 @@ fn next_for_update(
                 .unwrap_or(Value::Null),
         );
     }
+    if !status_only {
+        defaults::on_update(rt, cur, &mut next)?;
+    }
     let mut causes = meta::validate_metadata(&next);
     if cur
         .pointer("/metadata/deletionTimestamp")
@@ -134,8 +138,19 @@ fn next_for_update(
     if rt.group.is_empty() && rt.resource == "pods" && !status_only {
         causes.extend(defaults::pod_update_causes(cur, &next));
     }
+    if !status_only {
+        causes.extend(super::validate::update_causes(
+            &rt.group,
+            &rt.resource,
+            cur,
+            &next,
+        ));
+    }
     if !causes.is_empty() {
         return Err(ApiError::invalid(&rt.kind, &rt.group, &name, causes));
+    }
+    if let Some(in_use) = services_in_use.filter(|_| !status_only) {
+        super::service::allocate_update(in_use, &mut next)?;
     }
     validate_custom(rt, &mut next, strict)?;
     if rt.group == "apiextensions.k8s.io"
@@ -159,7 +174,6 @@ fn next_for_update(
             .unwrap_or(1);
         metadata_mut(&mut next).insert("generation".into(), json!(g + 1));
     }
-    let _ = sim;
     if next == *cur {
         return Ok(None);
     }
@@ -207,13 +221,17 @@ pub fn update_with(
         strict,
         dry_run,
     } = opts;
+    // Read outside the store's write lock (the update closure runs under it).
+    let services_in_use = (rt.group.is_empty() && rt.resource == "services" && !status_only)
+        .then(|| super::service::in_use_except(sim, ns, name));
+    let services_in_use = services_in_use.as_ref();
     if dry_run {
         let cur = sim
             .store
             .get(&rt.key(), ns, name)
             .ok_or_else(|| ApiError::not_found(&rt.resource, &rt.group, name))?;
         let patched = apply(&cur)?;
-        let next = next_for_update(sim, rt, &cur, patched, status_only, strict)?;
+        let next = next_for_update(rt, &cur, patched, status_only, strict, services_in_use)?;
         return Ok(next.map(Arc::new).unwrap_or(cur));
     }
     let mut before = None;
@@ -224,7 +242,7 @@ pub fn update_with(
         &mut |cur| {
             before = Some(cur.clone());
             let patched = apply(cur)?;
-            next_for_update(sim, rt, cur, patched, status_only, strict)
+            next_for_update(rt, cur, patched, status_only, strict, services_in_use)
         },
         || ApiError::not_found(&rt.resource, &rt.group, name),
     )?;

@@ -76,6 +76,19 @@ pub async fn raw(
     content_type: &str,
     body: Vec<u8>,
 ) -> (u16, serde_json::Value) {
+    let (status, _, body) = raw_with_headers(addr, token, method, path, content_type, body).await;
+    (status, body)
+}
+
+/// [`raw`], also returning the response headers.
+pub async fn raw_with_headers(
+    addr: std::net::SocketAddr,
+    token: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, http::HeaderMap, serde_json::Value) {
     use http_body_util::{BodyExt, Full};
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let (mut sender, conn) =
@@ -101,9 +114,11 @@ pub async fn raw(
         .await
         .expect("send");
     let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
     let bytes = resp.into_body().collect().await.expect("body").to_bytes();
     (
         status,
+        headers,
         serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
     )
 }

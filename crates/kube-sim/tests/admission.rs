@@ -80,6 +80,10 @@ async fn serve_webhook() -> Webhook {
                                 }
                                 ops.push(json!({"op": "add", "path": "/metadata/labels/mutated-by", "value": "test-webhook"}));
                                 ops.push(json!({"op": "add", "path": "/spec/containers/0/env", "value": [{"name": "INJECTED", "value": review["request"]["namespace"]}]}));
+                                // A projected token volume as the workload-identity webhook writes it: no defaults.
+                                ops.push(json!({"op": "add", "path": "/spec/volumes", "value": [{"name": "azure-identity-token", "projected": {"sources": [
+                                    {"serviceAccountToken": {"path": "azure-identity-token", "audience": "api://AzureADTokenExchange"}},
+                                    {"downwardAPI": {"items": [{"path": "ns", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}]}}]}));
                                 let patch = base64::engine::general_purpose::STANDARD
                                     .encode(serde_json::to_vec(&ops).unwrap_or_default());
                                 json!({"uid": uid, "allowed": true, "patchType": "JSONPatch", "patch": patch})
@@ -193,6 +197,18 @@ async fn mutating_webhook_patches_denies_and_obeys_failure_policy() {
         Some(("INJECTED", Some("default")))
     );
     assert_eq!(hook.calls.load(Ordering::SeqCst), 1);
+    // The webhook's volume is defaulted as the apiserver defaults a patched object (kubectl describe reads these).
+    let injected = serde_json::to_value(&p.spec.as_ref().expect("spec").volumes).expect("json");
+    assert_eq!(injected[0]["name"], "azure-identity-token");
+    assert_eq!(injected[0]["projected"]["defaultMode"], 420);
+    assert_eq!(
+        injected[0]["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"],
+        3600
+    );
+    assert_eq!(
+        injected[0]["projected"]["sources"][1]["downwardAPI"]["items"][0]["fieldRef"]["apiVersion"],
+        "v1"
+    );
 
     let (c, msg) = code(
         pods.create(

@@ -423,3 +423,70 @@ fn scenario(k: &Kubectl) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// kubectl's own view of issue 14's fixes: `describe` of a pod with a projected token volume (it dereferences
+/// `expirationSeconds`), the server-side Strict validation kubectl asks for, and a Service's defaults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_sees_apiserver_defaults_and_validation() {
+    let Some(bin) = Kubectl::find("kubectl fidelity test") else {
+        return;
+    };
+    let sim = common::start().await;
+    let k = std::sync::Arc::new(Kubectl {
+        bin,
+        kubeconfig: sim.handle.kubeconfig.clone().expect("kubeconfig"),
+        home: sim.dir.path().to_path_buf(),
+    });
+    let kk = k.clone();
+    tokio::task::spawn_blocking(move || {
+        let pod = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: token-reader
+spec:
+  containers:
+  - name: app
+    image: busybox
+  volumes:
+  - name: azure-identity-token
+    projected:
+      sources:
+      - serviceAccountToken:
+          path: azure-identity-token
+          audience: api://AzureADTokenExchange
+"#;
+        kk.ok(&["apply", "-f", "-"], Some(pod));
+        let described = kk.ok(&["describe", "pod", "token-reader"], None);
+        assert!(
+            described.contains("TokenExpirationSeconds:  3600"),
+            "{described}"
+        );
+        let typo = pod.replace("image: busybox", "image: busybox\n    imagePullPolicyy: Always");
+        let refused = kk.run(&["apply", "-f", "-"], Some(&typo.replace("token-reader", "typo")));
+        assert!(!refused.ok);
+        assert!(
+            refused
+                .stderr
+                .contains("strict decoding error: unknown field \"spec.containers[0].imagePullPolicyy\""),
+            "{}",
+            refused.stderr
+        );
+        let svc = kk.run(&["create", "service", "clusterip", "web", "--tcp=80:8080"], None);
+        assert!(svc.ok, "{}", svc.stderr);
+        let got = kk.json(&["get", "service", "web", "-o", "json"]);
+        assert_eq!(got["spec"]["type"], "ClusterIP");
+        assert_eq!(got["spec"]["sessionAffinity"], "None");
+        assert!(got["spec"]["clusterIP"].as_str().is_some_and(|ip| ip.starts_with("10.0.0.")));
+        let no_verbs = "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: r\nrules:\n- apiGroups: [\"\"]\n  resources: [pods]\n";
+        let refused = kk.run(&["apply", "-f", "-"], Some(no_verbs));
+        assert!(
+            refused.stderr.contains("rules[0].verbs: Required value: verbs must contain at least one value"),
+            "{}",
+            refused.stderr
+        );
+    })
+    .await
+    .expect("scenario");
+    sim.handle.shutdown().await;
+}

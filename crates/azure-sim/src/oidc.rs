@@ -16,6 +16,8 @@ use crate::jwt::Jwk;
 const TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_DOC: usize = 1024 * 1024;
 const MIN_REFRESH: Duration = Duration::from_secs(2);
+/// What the fetcher accepts: discovery documents and JWK sets under their registered media type.
+const ACCEPT: &str = "application/json, application/jwk-set+json";
 
 /// Why the issuer's keys could not be fetched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -172,7 +174,9 @@ impl OidcClient {
             .unwrap_or_else(|| "/".into());
         let req = http::Request::get(path)
             .header(http::header::HOST, auth.as_str())
-            .header(http::header::ACCEPT, "application/json")
+            // A real kube-apiserver serves its JWKS only as `application/jwk-set+json` (406 to a plain
+            // `application/json`); discovery documents are `application/json`.
+            .header(http::header::ACCEPT, ACCEPT)
             .header(http::header::USER_AGENT, "azure-sim (Entra OIDC fetcher)")
             .body(Empty::<Bytes>::new())
             .map_err(|e| transport(e.to_string()))?;

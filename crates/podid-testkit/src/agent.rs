@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use podid_k8s::AzureIdentity;
 use serde_json::Value;
 
-use crate::Env;
 pub use crate::objects::msi_spec;
 use crate::process::{Component, ComponentCmd, podid_exe};
 use crate::wait::WAIT;
 use crate::world::world_with_assigned;
+use crate::{Backend, Env};
 
 /// The Kubernetes node the agent serves (a pool1-vmss instance in the world).
 pub const NODE: &str = "pool1-vmss000000";
@@ -37,13 +37,19 @@ pub fn agent_world() -> Value {
     world_with_assigned(&["id-a", "id-b", "id-c"])
 }
 
-pub async fn start_env() -> Env {
-    start_env_with(agent_world()).await
+/// [`start_env_with`] the [`agent_world`].
+pub async fn start_env(backend: Backend) -> Env {
+    start_env_with(agent_world(), backend).await
 }
 
-/// The simulators for `world` (with the kubelet), and the agent's node given the loopback podCIDR.
-pub async fn start_env_with(world: Value) -> Env {
-    let env = Env::start_with(world, true).await;
+/// The Kubernetes `backend` and azure-sim for `world`, with the kubelet, and the agent's node given the loopback
+/// podCIDR.
+pub async fn start_env_with(world: Value, backend: Backend) -> Env {
+    let env = Env::builder(world)
+        .backend(backend)
+        .kubelet(true)
+        .start()
+        .await;
     env.set_pod_cidr(NODE, CIDR).await;
     env
 }

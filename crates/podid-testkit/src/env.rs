@@ -28,8 +28,10 @@ pub struct EnvBuilder {
     watch_cache_size: Option<usize>,
 }
 
-/// The simulators and a client.
+/// The Kubernetes API (either backend), azure-sim, a client, and the kubelet when asked for.
 pub struct Env {
+    /// `podid-kubelet` over the public API ([`EnvBuilder::kubelet`]); stopped around a kube-sim restart.
+    pub kubelet: Option<podid_kubelet::Kubelet>,
     pub kube: KubeBackend,
     pub azure: azure_sim::Handle,
     pub dir: tempfile::TempDir,
@@ -38,6 +40,8 @@ pub struct Env {
     pub kubeconfig: PathBuf,
     /// Controllers started by [`Env::controller`].
     pub ctls: Vec<Component>,
+    /// [`EnvBuilder::kubelet`]: a kubelet runs again after [`Env::restart_kube`].
+    kubelet_wanted: bool,
 }
 
 // === impl EnvBuilder ===
@@ -51,8 +55,10 @@ impl EnvBuilder {
         self
     }
 
-    /// With the kubelet, scheduled pods get an IP from their node's podCIDR and phase Running (the agent's tests
-    /// find callers by IP; the controller's tests set phases themselves). Off by default.
+    /// With the kubelet (`podid-kubelet`, over the public API, on either backend), scheduled pods get an IP from
+    /// their node's podCIDR and phase Running, their projected volumes are written under `<dir>/kubelet`, and a pod
+    /// in graceful deletion is deleted once "stopped" (the agent's tests find callers by IP; the controller's tests
+    /// set phases themselves). Off by default.
     pub fn kubelet(mut self, on: bool) -> Self {
         self.kubelet = on;
         self
@@ -89,22 +95,17 @@ impl EnvBuilder {
         let dir = tempfile::tempdir().context("tmp")?;
         let kube = match self.backend {
             Backend::Sim => {
-                KubeBackend::start_sim(
-                    dir.path().join("kube"),
-                    self.kubelet.then(|| dir.path().join("kubelet")),
-                    self.watch_cache_size,
-                )
-                .await?
+                KubeBackend::start_sim(dir.path().join("kube"), self.watch_cache_size).await?
             }
-            Backend::Real => {
-                anyhow::ensure!(
-                    !self.kubelet,
-                    "the real backend has no kubelet yet: set pod status through the status subresource"
-                );
-                KubeBackend::start_real().await?
-            }
+            Backend::Real => KubeBackend::start_real().await?,
         };
         let kubeconfig = kube.kubeconfig().context("kubeconfig")?.to_path_buf();
+        if let Some(real) = kube.real() {
+            // `<dir>/kube/ca.crt` is the API server's CA on both backends (kube-sim writes its own there), so a
+            // world can trust it before azure-sim starts.
+            std::fs::create_dir_all(dir.path().join("kube")).context("kube dir")?;
+            std::fs::write(dir.path().join("kube/ca.crt"), &real.ca_pem).context("write ca.crt")?;
+        }
         let mut cfg =
             azure_sim::Config::from_text(&self.world.to_string(), dir.path()).context("world")?;
         cfg.dir = Some(dir.path().join("azure"));
@@ -126,6 +127,11 @@ impl EnvBuilder {
                     .context("create node")?;
             }
         }
+        let kubelet = if self.kubelet {
+            Some(start_kubelet(&client, dir.path()).await?)
+        } else {
+            None
+        };
         let e = azure.endpoints();
         std::fs::write(
             dir.path().join("azurestack.json"),
@@ -144,12 +150,14 @@ impl EnvBuilder {
         )
         .context("write azure.json")?;
         Ok(Env {
+            kubelet,
             kube,
             azure,
             dir,
             client,
             kubeconfig,
             ctls: Vec::new(),
+            kubelet_wanted: self.kubelet,
         })
     }
 
@@ -161,6 +169,26 @@ impl EnvBuilder {
             Err(e) => panic!("test environment (backend {backend}): {e:#}"),
         }
     }
+}
+
+/// `podid-kubelet` writing under `<dir>/kubelet`, once it listed nodes and pods.
+async fn start_kubelet(
+    client: &kube::Client,
+    dir: &std::path::Path,
+) -> anyhow::Result<podid_kubelet::Kubelet> {
+    let kubelet = podid_kubelet::start(
+        client.clone(),
+        podid_kubelet::Config::new(dir.join("kubelet")),
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !kubelet.is_ready() {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the kubelet has not listed nodes and pods after {WAIT:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    Ok(kubelet)
 }
 
 /// Creates the pod-identity CRDs and waits until each is `Established` (a real API server serves a CRD's
@@ -213,7 +241,7 @@ impl Env {
         Env::start_with(world, false).await
     }
 
-    /// With `kubelet`, kube-sim's kubelet runs (see [`EnvBuilder::kubelet`]).
+    /// With `kubelet`, the kubelet runs (see [`EnvBuilder::kubelet`]).
     pub async fn start_with(world: Value, kubelet: bool) -> Env {
         Env::builder(world).kubelet(kubelet).start().await
     }
@@ -358,15 +386,50 @@ impl Env {
         self.kubeconfig = path;
     }
 
-    /// SIMULATOR ONLY: persist kube-sim's objects and stop it (see [`KubeBackend::stop_sim`]).
+    /// SIMULATOR ONLY: stop the kubelet (when it runs), persist kube-sim's objects and stop it (see
+    /// [`KubeBackend::stop_sim`]). [`Env::restart_kube`] starts both again.
     pub async fn stop_kube(&mut self) -> kube_sim::Config {
+        assert!(
+            self.kube.sim().is_some(),
+            "stopping the API server is simulator-only (backend: real)"
+        );
+        if let Some(k) = self.kubelet.take() {
+            k.stop().await;
+        }
         self.kube.stop_sim().await
     }
 
-    /// SIMULATOR ONLY: start kube-sim again with `cfg` and make a fresh client.
+    /// SIMULATOR ONLY: start kube-sim again with `cfg`, make a fresh client, and a new kubelet when the `Env` has
+    /// one (it takes over the old one's files and addresses).
     pub async fn restart_kube(&mut self, cfg: kube_sim::Config) {
+        if let Some(k) = self.kubelet.take() {
+            k.stop().await;
+        }
         self.kube.restart_sim(cfg).await;
         self.client = client_for(&self.kubeconfig).await.expect("client");
+        if self.kubelet_wanted {
+            self.kubelet = Some(
+                start_kubelet(&self.client, self.dir.path())
+                    .await
+                    .expect("restart the kubelet"),
+            );
+        }
+    }
+
+    /// Stops the kubelet, then the API server (the real one's children and directory go too). Dropping the `Env`
+    /// does the same without waiting for the kubelet.
+    pub async fn shutdown(self) {
+        let Env {
+            kubelet,
+            kube,
+            ctls,
+            ..
+        } = self;
+        drop(ctls);
+        if let Some(k) = kubelet {
+            k.stop().await;
+        }
+        kube.shutdown().await;
     }
 }
 
@@ -519,6 +582,25 @@ impl Env {
             .delete(name, &DeleteParams::default())
             .await
             .expect("delete");
+    }
+
+    /// Deletes pod `ns/name` and waits until it is gone, as a cluster finishes a deletion: gracefully when the
+    /// kubelet runs (it deletes the pod for good once its containers "stopped"), with grace period 0 otherwise (a
+    /// real API server holds a pod bound to a node `Terminating` until a kubelet finishes it; kube-sim deletes at
+    /// once).
+    pub async fn delete_pod(&self, ns: &str, name: &str) {
+        let api = Api::<Pod>::namespaced(self.client.clone(), ns);
+        let dp = if self.kubelet.is_some() {
+            DeleteParams::default()
+        } else {
+            DeleteParams::default().grace_period(0)
+        };
+        api.delete(name, &dp).await.expect("delete pod");
+        eventually(&format!("pod {ns}/{name} gone"), WAIT, || {
+            let api = api.clone();
+            async move { api.get_opt(name).await.ok()?.is_none().then_some(()) }
+        })
+        .await;
     }
 
     pub async fn patch_pod_labels(&self, ns: &str, name: &str, selector: &str) {

@@ -33,6 +33,69 @@ impl std::fmt::Display for Backend {
     }
 }
 
+/// Which backends the suites run against: a comma-separated list of `sim` and `real` (unset: both). A case of
+/// [`crate::both_backends!`] for a backend not listed passes at once, saying it was skipped.
+pub const BACKENDS_ENV: &str = "PODID_TEST_BACKENDS";
+
+/// Whether `test` (a [`crate::both_backends!`] case) runs on `backend`: not when [`BACKENDS_ENV`] leaves the
+/// backend out, nor for [`Backend::Real`] when its binaries are not built (unless `PODID_REQUIRE_REAL_KUBE=1`,
+/// where that fails the test). Prints `SKIPPED: <test>: <reason>` when it does not.
+pub fn should_run(backend: Backend, test: &str) -> bool {
+    if let Ok(list) = std::env::var(BACKENDS_ENV)
+        && !list.trim().is_empty()
+        && !list.split(',').any(|b| b.trim() == backend.to_string())
+    {
+        crate::tools::report(&format!(
+            "SKIPPED: {test}: backend {backend} is not in {BACKENDS_ENV}={list}"
+        ));
+        return false;
+    }
+    if backend == Backend::Real
+        && let Err(e) = crate::real_kube::binaries()
+    {
+        crate::tools::skip_or_fail(test, crate::real_kube::REQUIRE_ENV, &e.to_string());
+        return false;
+    }
+    true
+}
+
+/// One test per backend for each `case` (an `async fn case(backend: Backend)` beside the macro): a module named
+/// after the case with the tests `sim` and `real` (multi-threaded tokio tests, two workers), so a failure reads
+/// `<case>::sim` or `<case>::real` and `cargo test <case>::real` runs one. Each asks [`should_run`] first:
+/// [`BACKENDS_ENV`] can leave a backend out, and the real one skips (saying why) when its binaries are not built
+/// and `PODID_REQUIRE_REAL_KUBE` is not `1`.
+///
+/// ```ignore
+/// podid_testkit::both_backends!(single_identity_lifecycle, leader_failover);
+///
+/// async fn single_identity_lifecycle(backend: Backend) {
+///     let env = Env::builder(world()).backend(backend).start().await;
+///     // ...
+/// }
+/// ```
+#[macro_export]
+macro_rules! both_backends {
+    ($($case:ident),+ $(,)?) => {
+        $(
+            mod $case {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sim() {
+                    if $crate::kube_backend::should_run($crate::Backend::Sim, concat!(module_path!(), "::sim")) {
+                        super::$case($crate::Backend::Sim).await;
+                    }
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn real() {
+                    if $crate::kube_backend::should_run($crate::Backend::Real, concat!(module_path!(), "::real")) {
+                        super::$case($crate::Backend::Real).await;
+                    }
+                }
+            }
+        )+
+    };
+}
+
 /// A running Kubernetes API.
 pub enum KubeBackend {
     /// kube-sim in this process, on a free loopback port.
@@ -44,16 +107,15 @@ pub enum KubeBackend {
 // === impl KubeBackend ===
 
 impl KubeBackend {
-    /// kube-sim with its files in `dir`, the kubelet's in `kubelet_dir` (the kubelet runs when given: scheduled
-    /// pods get an IP from their node's podCIDR and phase Running), and an optional watch cache size.
+    /// kube-sim with its files in `dir` and an optional watch cache size. It runs no kubelet of its own: the
+    /// kit runs `podid-kubelet` over the public API on both backends ([`crate::EnvBuilder::kubelet`]).
     pub async fn start_sim(
         dir: PathBuf,
-        kubelet_dir: Option<PathBuf>,
         watch_cache_size: Option<usize>,
     ) -> anyhow::Result<KubeBackend> {
         let mut cfg = kube_sim::Config {
             dir: Some(dir),
-            kubelet_dir,
+            kubelet_dir: None,
             ..kube_sim::Config::default()
         };
         if let Some(n) = watch_cache_size {

@@ -20,8 +20,11 @@
 //! Everything but [`KubeBackend`] reaches the API server through the client and the kubeconfig, so a suite runs
 //! unchanged against kube-sim or a real kube-apiserver ([`EnvBuilder::backend`] with [`Backend::Sim`] or
 //! [`Backend::Real`]; the real one is etcd + kube-apiserver + kube-controller-manager built by
-//! scripts/ensure-kube.sh, see [`real_kube`]); the few things only the simulator can do (persist and restart, its
-//! kubelet) are methods and options that say so.
+//! scripts/ensure-kube.sh, see [`real_kube`]); the few things only the simulator can do (persist and restart) are
+//! methods that say so. The kubelet is `podid-kubelet` over the public API on both ([`EnvBuilder::kubelet`]).
+//! [`both_backends!`] turns one `async fn case(backend: Backend)` into a test per backend (`case::sim`,
+//! `case::real`); `PODID_TEST_BACKENDS` ([`kube_backend::BACKENDS_ENV`]) picks one, and at most
+//! [`real_kube::DEFAULT_PARALLEL`] real control planes run at once per test process.
 //!
 //! # What may not live here
 //!

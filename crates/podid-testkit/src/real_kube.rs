@@ -19,6 +19,12 @@
 //! both stop them (SIGTERM to the group, SIGKILL after [`STOP_GRACE`]) in reverse start order and remove the
 //! directory. A failed start stops what did start and names the child, with the last lines of its log.
 //!
+//! # How many at once
+//!
+//! One control plane takes about 4 s of two busy cores to start and about 430 MB to run (kube-apiserver ~275 MB),
+//! so [`RealKube::start`] first takes one of [`DEFAULT_PARALLEL`] slots of this process (`PODID_REAL_KUBE_PARALLEL`,
+//! [`PARALLEL_ENV`], changes the number) and holds it until the control plane is stopped; more starts wait.
+//!
 //! # Where the binaries come from
 //!
 //! `$PODID_KUBE_BIN` ([`BIN_ENV`]; `scripts/ensure-kube.sh` exports it). Without it, or without the three
@@ -28,6 +34,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -42,6 +49,11 @@ use crate::kube_backend::client_for;
 pub const BIN_ENV: &str = "PODID_KUBE_BIN";
 /// `1`: a test that cannot start the real API server fails instead of skipping (set by scripts/test.sh in CI).
 pub const REQUIRE_ENV: &str = "PODID_REQUIRE_REAL_KUBE";
+/// How many real control planes one test process runs at once (more wait for a slot), unless [`PARALLEL_ENV`]
+/// says otherwise: each costs ~430 MB and its start two busy cores for ~4 s.
+pub const DEFAULT_PARALLEL: usize = 2;
+/// A number overriding [`DEFAULT_PARALLEL`].
+pub const PARALLEL_ENV: &str = "PODID_REAL_KUBE_PARALLEL";
 /// The binaries [`BIN_ENV`] must hold.
 pub const BINARIES: [&str; 3] = ["etcd", "kube-apiserver", "kube-controller-manager"];
 
@@ -95,6 +107,18 @@ pub fn skip_unless_available(test: &str, err: &anyhow::Error) -> bool {
     true
 }
 
+/// The process's control-plane slots: [`PARALLEL_ENV`] or [`DEFAULT_PARALLEL`] (at least one).
+fn slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let n = std::env::var(PARALLEL_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(DEFAULT_PARALLEL);
+        tokio::sync::Semaphore::new(n.max(1))
+    })
+}
+
 /// The directory with the three binaries, from [`BIN_ENV`].
 pub fn binaries() -> Result<PathBuf, RealKubeUnavailable> {
     let dir = std::env::var_os(BIN_ENV)
@@ -142,6 +166,8 @@ pub struct RealKube {
     children: Vec<KubeChild>,
     bin: PathBuf,
     dir: Option<tempfile::TempDir>,
+    /// This control plane's slot ([`slots`]), given back when it is dropped (after `Drop` stopped the children).
+    _slot: Option<tokio::sync::SemaphorePermit<'static>>,
 }
 
 /// One child: its name (for messages), process, and log.
@@ -166,10 +192,14 @@ impl RealKube {
     /// error when the binaries are missing.
     pub async fn start() -> anyhow::Result<RealKube> {
         let bin = binaries()?;
+        let slot = slots().acquire().await.context("real kube slots")?;
         let mut last = None;
         for _ in 0..START_ATTEMPTS {
             match Self::start_once(&bin).await {
-                Ok(k) => return Ok(k),
+                Ok(mut k) => {
+                    k._slot = Some(slot);
+                    return Ok(k);
+                }
                 Err(e) if format!("{e:#}").contains("address already in use") => {
                     eprintln!("real kube: a port was taken meanwhile; starting again: {e:#}");
                     last = Some(e);
@@ -207,6 +237,7 @@ impl RealKube {
             children: Vec::new(),
             bin: bin.to_path_buf(),
             dir: Some(dir),
+            _slot: None,
         };
         // Any error from here drops `k`, which stops what started and removes the directory.
         let t = Instant::now();

@@ -11,6 +11,11 @@ use serde_json::{Value, json};
 use podid_testkit::agent::*;
 use podid_testkit::*;
 
+podid_testkit::both_backends!(
+    authorisation_matrix_of_the_hardening,
+    distinct_resources_are_budgeted_per_pod,
+);
+
 /// The cluster's own (kubelet) identity in the test world: on the node's scale set.
 const KUBELET: &str = "aks-agentpool";
 
@@ -45,9 +50,8 @@ fn token_path_variants() -> Vec<String> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn authorisation_matrix_of_the_hardening() {
-    let env = start_env().await;
+async fn authorisation_matrix_of_the_hardening(backend: Backend) {
+    let env = start_env(backend).await;
     let id_a = create_identity(&env, "default", "id-a", msi_spec("id-a")).await;
     create_identity(&env, "default", "id-b", msi_spec("id-b")).await;
     create_binding(&env, "default", "b-a", "id-a", "sel-a").await;
@@ -226,9 +230,8 @@ async fn http_with(method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, S
 /// One pod asking for thousands of distinct resources costs the node its budget (20 at once, then 60 a minute),
 /// not thousands of IMDS calls: the rest get 429 with Retry-After at once; a resource it already has stays
 /// free, and its neighbour is not affected. An oversized resource is refused before anything else.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn distinct_resources_are_budgeted_per_pod() {
-    let env = start_env().await;
+async fn distinct_resources_are_budgeted_per_pod(backend: Backend) {
+    let env = start_env(backend).await;
     let id_a = create_identity(&env, "default", "id-a", msi_spec("id-a")).await;
     create_binding(&env, "default", "b-a", "id-a", "sel-a").await;
     let mut ips = Vec::new();

@@ -1,5 +1,5 @@
-//! `podid agent` through its real interface: the binary as a child process, kube-sim and azure-sim in this
-//! process, requests over loopback HTTP. Pods get 127.20.0.0/24 addresses (the node's podCIDR), and each request
+//! `podid agent` through its real interface: the binary as a child process, each Kubernetes backend (kube-sim,
+//! a real kube-apiserver; `podid-kubelet` runs the pods) and azure-sim, requests over loopback HTTP. Pods get 127.20.0.0/24 addresses (the node's podCIDR), and each request
 //! is sent *from* the calling pod's address (a socket bound to it), so the agent's pod-by-IP lookup works
 //! exactly as on a node, without network namespaces. The wire contract is upstream NMI's (reference Appendix B).
 
@@ -15,10 +15,15 @@ use serde_json::{Value, json};
 mod hardening;
 use podid_testkit::agent::*;
 
+podid_testkit::both_backends!(
+    wire_contract_standard_mode,
+    lookups_modes_and_service_principals,
+    debug_view_of_a_pod,
+);
+
 /// Appendix B, request by request, in standard mode.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wire_contract_standard_mode() {
-    let env = start_env().await;
+async fn wire_contract_standard_mode(backend: Backend) {
+    let env = start_env(backend).await;
     let id_a = create_identity(&env, "default", "id-a", msi_spec("id-a")).await;
     let id_c = create_identity(&env, "default", "id-c", msi_spec("id-c")).await;
     create_binding(&env, "default", "b-a", "id-a", "sel-a").await;
@@ -291,9 +296,8 @@ async fn wire_contract_standard_mode() {
 
 /// Same IP on two pods, hostNetwork pods, a pod found by the live lookup, Retry-After, managed mode,
 /// blocked instance metadata, a service principal with a secret, SIGTERM.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lookups_modes_and_service_principals() {
-    let env = start_env().await;
+async fn lookups_modes_and_service_principals(backend: Backend) {
+    let env = start_env(backend).await;
     let id_a = create_identity(&env, "default", "id-a", msi_spec("id-a")).await;
     create_binding(&env, "default", "b-a", "id-a", "sel-a").await;
     let id_c = create_identity(&env, "default", "id-c", msi_spec("id-c")).await;
@@ -498,9 +502,8 @@ async fn bad_mode_is_refused() {
 
 /// The read-only debug view on the probe port (`GET /debug/pod?ip=`): what the agent's index and decision say
 /// for a bound pod, an unlabelled pod and an unknown IP, never a token.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn debug_view_of_a_pod() {
-    let env = start_env().await;
+async fn debug_view_of_a_pod(backend: Backend) {
+    let env = start_env(backend).await;
     let id_a = create_identity(&env, "default", "id-a", msi_spec("id-a")).await;
     create_binding(&env, "default", "b-a", "id-a", "sel-a").await;
     let bound = create_pod(

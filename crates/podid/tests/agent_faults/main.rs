@@ -22,6 +22,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::api::{Api, DeleteParams, PostParams};
 use podid_testkit::agent::*;
 use podid_testkit::*;
@@ -40,6 +41,12 @@ const STORAGE: &str = "https%3A%2F%2Fstorage.azure.com%2F";
 const ARM: &str = "https%3A%2F%2Fmanagement.azure.com%2F";
 const GRAPH: &str = "https%3A%2F%2Fgraph.microsoft.com%2F";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+podid_testkit::both_backends!(
+    imds_errors_and_latency,
+    entra_down_keeps_cached_service_principal,
+    federated_mode_exchanges_service_account_tokens,
+);
 
 fn token_for(resource: &str, q: &str) -> String {
     format!("/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}{q}")
@@ -126,9 +133,10 @@ fn assert_alive(agent: &mut AgentProc) {
 }
 
 /// kube-sim goes away and comes back (same address, persisted objects) while the agent serves pods.
+// Sim-only: stopping and restarting the API server with its objects is a simulator power.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_sim_restart_mid_run() {
-    let mut env = start_env().await;
+    let mut env = start_env(Backend::Sim).await;
     // From here on kube-sim persists its objects, so it can be restarted mid-run.
     let cfg = env.stop_kube().await;
     env.restart_kube(cfg).await;
@@ -308,9 +316,8 @@ async fn kube_sim_restart_mid_run() {
 }
 
 /// IMDS answering 500, then slow.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn imds_errors_and_latency() {
-    let env = start_env().await;
+async fn imds_errors_and_latency(backend: Backend) {
+    let env = start_env(backend).await;
     let id_a = create_identity(&env, "default", "id-a", msi_spec("id-a")).await;
     create_binding(&env, "default", "b-a", "id-a", "sel-a").await;
     let pa = create_pod(
@@ -422,9 +429,8 @@ async fn imds_errors_and_latency() {
 }
 
 /// Entra ID unreachable, then failing, while a service principal's token is cached.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn entra_down_keeps_cached_service_principal() {
-    let env = start_env().await;
+async fn entra_down_keeps_cached_service_principal(backend: Backend) {
+    let env = start_env(backend).await;
     let secret: Secret =
         serde_json::from_value(json!({"metadata": {"name": "sp", "namespace": "default"},
         "stringData": {"clientSecret": APP_SECRET}}))
@@ -501,13 +507,27 @@ async fn entra_down_keeps_cached_service_principal() {
 }
 
 /// Federated mode: the pod's service-account token exchanged at Entra through a federated credential.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn federated_mode_exchanges_service_account_tokens() {
-    // azure-sim trusts kube-sim's CA (written by kube-sim, which starts first) to fetch its issuer discovery.
+async fn federated_mode_exchanges_service_account_tokens(backend: Backend) {
+    // azure-sim trusts the API server's CA (`<dir>/kube/ca.crt`, written before azure-sim starts) to fetch its
+    // issuer discovery.
     let mut w = agent_world();
     w["sim"] = json!({"trustCaFiles": ["kube/ca.crt"]});
-    let mut env = start_env_with(w).await;
-    // The credential trusting kube-sim's service-account issuer for default/sa-good, on id-a.
+    let mut env = start_env_with(w, backend).await;
+    // The issuer's discovery and keys are public, as an AKS OIDC issuer's are (kube-sim binds them to
+    // system:unauthenticated itself; a real API server only to service accounts).
+    Api::<ClusterRoleBinding>::all(env.client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "test:oidc-discovery-public"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": "system:service-account-issuer-discovery"},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
+                              "name": "system:unauthenticated"}]}))
+            .expect("binding"),
+        )
+        .await
+        .expect("public issuer discovery");
+    // The credential trusting the API server's service-account issuer for default/sa-good, on id-a.
     let issuer = env.kube.url().to_string();
     let mut w = agent_world();
     for id in w["userAssignedIdentities"].as_array_mut().expect("ids") {
@@ -677,6 +697,10 @@ async fn federated_mode_exchanges_service_account_tokens() {
     );
 
     // kube-sim down: the cached token is served; a miss needs a TokenRequest and gets a clear 503.
+    // Sim-only from here: stopping the API server is a simulator power.
+    if backend != Backend::Sim {
+        return;
+    }
     let _ = env.stop_kube().await;
     let (s, _, body) = get_from(good2, to, &token_path(""), META).await;
     assert_token_for(s, &body, &client_id("id-a"));

@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 
 use podid_serve::testkit::{self, HEADER_TIMEOUT as HEADER, IDLE_TIMEOUT as IDLE, Probe};
 use podid_testkit::agent::{start_agent, start_env};
-use podid_testkit::http;
+use podid_testkit::{Backend, http};
 
 /// More than the test kit's slack: the agent is a child process.
 const SLACK: Duration = Duration::from_secs(3);
+
+podid_testkit::both_backends!(slow_idle_and_flooding_clients_are_dropped_while_pods_are_answered);
 
 /// An address in the agent's pod CIDR (127.20.0.0/24, loopback).
 fn pod_addr(last: u8) -> IpAddr {
@@ -24,9 +26,8 @@ fn metric(text: &str, series: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_idle_and_flooding_clients_are_dropped_while_pods_are_answered() {
-    let env = start_env().await;
+async fn slow_idle_and_flooding_clients_are_dropped_while_pods_are_answered(backend: Backend) {
+    let env = start_env(backend).await;
     let agent = start_agent(
         &env,
         &["--header-read-timeout-sec=1", "--idle-timeout-sec=2"],

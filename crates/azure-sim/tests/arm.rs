@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use kube_sim::testkit::eventually;
 use serde_json::{Map, Value, json};
 
 const API: &str = "api-version=2019-12-01";

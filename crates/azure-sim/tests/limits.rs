@@ -59,15 +59,10 @@ async fn half_requests_are_dropped_while_other_calls_are_answered() {
     let (ok, sent) = (run.answered, run.sent);
     assert!(sent >= 3 && ok == sent, "answered {ok} of {sent}");
     assert_eq!(stats(&sim).header_timeouts, 300);
-    let (code, text) = testkit::fetch(
-        control(&sim),
-        None,
-        &testkit::get("/metrics", ""),
-        Duration::from_secs(5),
-    )
-    .await
-    .expect("metrics");
-    assert_eq!(code, 200);
+    let mut s = testkit::connect(control(&sim), None)
+        .await
+        .expect("connect");
+    let text = testkit::get_ok(&mut s, "/metrics", "").await;
     assert!(
         text.contains("azure_sim_server_connections_closed_count{reason=\"header_timeout\"} 300"),
         "{text}"
@@ -117,14 +112,7 @@ async fn the_per_address_cap_spans_every_listener_and_refusals_are_counted() {
     );
     let st = stats(&sim);
     assert_eq!((st.refused_per_ip_cap, st.active), (15, 20), "{st:?}");
-    let (code, text) = testkit::exchange(
-        &mut held[0],
-        &testkit::get("/metrics", ""),
-        Duration::from_secs(5),
-    )
-    .await
-    .expect("metrics on a held connection");
-    assert_eq!(code, 200);
+    let text = testkit::get_ok(&mut held[0], "/metrics", "").await;
     assert!(
         text.contains("azure_sim_server_connections_refused_count{cap=\"per_ip\"} 15"),
         "{text}"

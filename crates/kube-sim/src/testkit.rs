@@ -1,13 +1,17 @@
-//! kubectl against the simulator (feature `testkit`, dev-dependencies only): finding the binary (skip or fail
-//! when it is missing), running it with one kubeconfig and a private home, its output captured. Shared by
-//! kube-sim's own kubectl conformance test and, through `podid-testkit`, podid's suites, so no suite copies it.
+//! Test helpers for clients of the simulator (feature `testkit`, dev-dependencies only): kubectl (finding the
+//! binary, skip or fail when it is missing, running it with one kubeconfig and a private home, its output
+//! captured) and a polled wait. Shared by kube-sim's own tests, azure-sim's (which start a kube-sim) and, through
+//! `podid-testkit`, podid's suites, so no suite copies them.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// Where system tools live (often not on a test runner's `PATH`).
 const SBIN_DIRS: [&str; 5] = ["/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/bin"];
+/// How often [`eventually`] polls.
+const POLL: Duration = Duration::from_millis(20);
 /// Set to `1` (CI), a missing kubectl fails the test instead of skipping it.
 const REQUIRE_CLIENTS_ENV: &str = "PODID_REQUIRE_CLIENTS";
 
@@ -152,5 +156,23 @@ impl Kubectl {
         let mut a = args.to_vec();
         a.extend(["-o", "json"]);
         serde_json::from_str(&self.ok(&a, None)).expect("kubectl -o json output is JSON")
+    }
+}
+
+/// Poll `f` every 20 ms until it returns true (`true`) or `timeout` passes (`false`).
+pub async fn eventually<F, Fut>(timeout: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if f().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(POLL).await;
     }
 }

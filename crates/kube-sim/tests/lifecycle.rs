@@ -10,7 +10,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use common::eventually;
+use kube_sim::testkit::eventually;
 
 #[tokio::test]
 async fn kubelet_runs_pods_and_writes_projected_tokens() {

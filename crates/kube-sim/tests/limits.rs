@@ -39,16 +39,8 @@ fn stats(sim: &common::Sim) -> StatsSnapshot {
 
 /// `/metrics` as the admin reads it.
 async fn metrics(sim: &common::Sim, addr: SocketAddr) -> String {
-    let (code, text) = testkit::fetch(
-        addr,
-        None,
-        &testkit::get("/metrics", &auth(sim)),
-        Duration::from_secs(5),
-    )
-    .await
-    .expect("metrics");
-    assert_eq!(code, 200, "{text}");
-    text
+    let mut s = testkit::connect(addr, None).await.expect("connect");
+    testkit::get_ok(&mut s, "/metrics", &auth(sim)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,14 +137,7 @@ async fn a_flood_over_the_per_address_cap_is_closed_and_counted() {
     assert_eq!(refused, 30);
     assert_eq!(stats(&sim).refused_per_ip_cap, 30);
     // A connection within the cap reads the counters.
-    let (code, text) = testkit::exchange(
-        &mut held[0],
-        &testkit::get("/metrics", &auth(&sim)),
-        Duration::from_secs(5),
-    )
-    .await
-    .expect("metrics on a held connection");
-    assert_eq!(code, 200);
+    let text = testkit::get_ok(&mut held[0], "/metrics", &auth(&sim)).await;
     assert!(
         text.contains("kube_sim_server_connections_refused_count{cap=\"per_ip\"} 30"),
         "{text}"

@@ -22,6 +22,8 @@ pub const SLACK: Duration = Duration::from_secs(2);
 const PROBE_EVERY: Duration = Duration::from_millis(100);
 /// How long the excess of a [`flood`] may take to be closed: "at once", well before any timeout.
 const REFUSED_WITHIN: Duration = Duration::from_millis(500);
+/// How long [`get_ok`] waits for its answer.
+const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 /// The size of the one header line of [`oversized`]: beyond every server's head limit.
 const OVERSIZED_HEADER_BYTES: usize = 100 * 1024;
 
@@ -308,6 +310,18 @@ pub async fn fetch(
 ) -> Option<(u16, String)> {
     let mut s = connect(to, from).await.ok()?;
     exchange(&mut s, request, within).await
+}
+
+/// `GET path` (with `extra_headers`) on `s`: the whole response as text, which must be a 200 within 5 s.
+///
+/// # Panics
+/// When no answer comes or it is not a 200.
+pub async fn get_ok(s: &mut TcpStream, path: &str, extra_headers: &str) -> String {
+    let (code, text) = exchange(s, &get(path, extra_headers), ANSWER_WITHIN)
+        .await
+        .unwrap_or_else(|| panic!("no answer to GET {path}"));
+    assert_eq!(code, 200, "GET {path}: {text}");
+    text
 }
 
 /// `extra_headers` (each ending in CRLF) followed by one 100 KiB header line: a head over every limit (431).

@@ -464,24 +464,6 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Poll until `f` is true.
-pub async fn eventually<F, Fut>(timeout: std::time::Duration, mut f: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if f().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-}
-
 /// Create service account `ns/name` in a kube-sim (if missing) and mint a token for `audience` (TokenRequest).
 pub async fn sa_token(k: &kube_sim::Handle, ns: &str, name: &str, audience: &str) -> String {
     let ca = k.ca_pem.clone().unwrap_or_default();

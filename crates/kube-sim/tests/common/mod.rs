@@ -1,8 +1,6 @@
 //! Shared fixtures for kube-sim integration tests: one simulator per test on a random loopback port.
 #![allow(dead_code)]
 
-use std::time::Duration;
-
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 /// A running simulator with an admin client.
@@ -47,24 +45,6 @@ pub async fn client_with_token(sim: &Sim, token: &str) -> kube::Client {
         .expect("client config");
     cfg.auth_info.token = Some(token.to_string().into());
     kube::Client::try_from(cfg).expect("client")
-}
-
-/// Poll `f` until it returns true or `timeout` passes.
-pub async fn eventually<F, Fut>(timeout: Duration, mut f: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if f().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A raw HTTP/1.1 exchange with a plain-HTTP simulator: (status, parsed JSON body or Null).

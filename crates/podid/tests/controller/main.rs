@@ -1,5 +1,5 @@
-//! `podid controller` against kube-sim and azure-sim: the controller-side scenarios of the upstream e2e suite
-//! (reference §5), plus faults, leader failover and the drop-in surfaces (health bodies, metrics, events).
+//! `podid controller` against each Kubernetes backend (kube-sim and a real kube-apiserver) and azure-sim: the
+//! controller-side scenarios of the upstream e2e suite (reference §5), plus faults, leader failover and the drop-in surfaces (health bodies, metrics, events).
 //! AAIs live in `default` (non-namespaced mode) under `<pod>-<podNamespace>-<identity>`, as the upstream tests
 //! look them up.
 
@@ -13,6 +13,24 @@ use podid_k8s::{AzureIdentity, AzureIdentityBinding};
 use podid_testkit::*;
 use serde_json::json;
 
+// Every scenario runs on both Kubernetes backends: `<case>::sim` and `<case>::real`.
+podid_testkit::both_backends!(
+    single_identity_lifecycle,
+    two_identities_one_selector_and_service_principal,
+    identities_removed_in_random_order,
+    scale_set_identity_stays_while_another_node_uses_it,
+    immutable_cluster_and_preexisting_identities_are_never_removed,
+    cluster_identity_is_refused_by_default,
+    out_of_band_removal_is_re_added_and_deletion_still_works,
+    invalid_identities_in_a_batch,
+    same_names_in_two_namespaces,
+    finished_pods_release_their_identities,
+    throttling_and_server_errors_lose_nothing,
+    forty_pods_one_patch_per_scale_set,
+    leader_killed_mid_assignment_standby_converges,
+    pod_moving_to_another_scale_set_while_the_first_is_busy,
+);
+
 const BASE: [&str; 2] = ["aks-agentpool", "id-pre"];
 
 fn with_base(extra: &[&str]) -> Vec<String> {
@@ -24,9 +42,8 @@ async fn wait_arm_v(env: &Env, name: &str, want: Vec<String>) {
     env.wait_arm(name, &w).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn single_identity_lifecycle() {
-    let mut env = Env::start(world()).await;
+async fn single_identity_lifecycle(backend: Backend) {
+    let mut env = Env::builder(world()).backend(backend).start().await;
     // This test's controller runs as the ServiceAccount of deploy/podid-controller.yaml (least privilege).
     env.use_manifest_rbac().await;
     env.controller("mic-a", &[]).await;
@@ -73,7 +90,7 @@ async fn single_identity_lifecycle() {
     assert!(principal.is_string(), "{ident}");
 
     // Pod deleted: AAI gone, identity removed; system-assigned and preexisting identities untouched.
-    env.delete::<Pod>("app", "p1").await;
+    env.delete_pod("app", "p1").await;
     env.wait_gone("default", "p1-app-ident").await;
     wait_arm_v(&env, "pool1-vmss", with_base(&[])).await;
     let (_, t, ident) = env.arm("pool1-vmss").await;
@@ -141,9 +158,8 @@ async fn single_identity_lifecycle() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_identities_one_selector_and_service_principal() {
-    let mut env = Env::start(world()).await;
+async fn two_identities_one_selector_and_service_principal(backend: Backend) {
+    let mut env = Env::builder(world()).backend(backend).start().await;
     env.controller("mic-a", &[]).await;
     env.ns("app").await;
     env.identity("app", "one", 0, "id-a").await;
@@ -175,9 +191,8 @@ async fn two_identities_one_selector_and_service_principal() {
     wait_arm_v(&env, "vm-node1", vec![]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn identities_removed_in_random_order() {
-    let mut env = Env::start(world()).await;
+async fn identities_removed_in_random_order(backend: Backend) {
+    let mut env = Env::builder(world()).backend(backend).start().await;
     env.controller("mic-a", &[]).await;
     env.ns("app").await;
     let names = ["id-a", "id-b", "id-c", "id-d", "id-e"];
@@ -223,9 +238,8 @@ async fn identities_removed_in_random_order() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scale_set_identity_stays_while_another_node_uses_it() {
-    let mut env = Env::start(world()).await;
+async fn scale_set_identity_stays_while_another_node_uses_it(backend: Backend) {
+    let mut env = Env::builder(world()).backend(backend).start().await;
     env.controller("mic-a", &[]).await;
     env.ns("app").await;
     env.identity("app", "ident", 0, "id-a").await;
@@ -235,18 +249,17 @@ async fn scale_set_identity_stays_while_another_node_uses_it() {
     env.wait_status("default", "p0-app-ident", "Assigned").await;
     env.wait_status("default", "p1-app-ident", "Assigned").await;
     wait_arm_v(&env, "pool1-vmss", with_base(&["id-a"])).await;
-    env.delete::<Pod>("app", "p0").await;
+    env.delete_pod("app", "p0").await;
     env.wait_gone("default", "p0-app-ident").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     wait_arm_v(&env, "pool1-vmss", with_base(&["id-a"])).await;
-    env.delete::<Pod>("app", "p1").await;
+    env.delete_pod("app", "p1").await;
     env.wait_gone("default", "p1-app-ident").await;
     wait_arm_v(&env, "pool1-vmss", with_base(&[])).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn immutable_cluster_and_preexisting_identities_are_never_removed() {
-    let mut env = Env::start(world()).await;
+async fn immutable_cluster_and_preexisting_identities_are_never_removed(backend: Backend) {
+    let mut env = Env::builder(world()).backend(backend).start().await;
     env.controller(
         "mic-a",
         &[
@@ -281,7 +294,7 @@ async fn immutable_cluster_and_preexisting_identities_are_never_removed() {
             .map(String::as_str),
         Some("true")
     );
-    env.delete::<Pod>("app", "p").await;
+    env.delete_pod("app", "p").await;
     for n in ["cluster", "imm", "pre"] {
         env.wait_gone("default", &format!("p-app-{n}")).await;
     }
@@ -292,9 +305,8 @@ async fn immutable_cluster_and_preexisting_identities_are_never_removed() {
 /// Cluster identity protection (beyond upstream): an AzureIdentity naming the cluster's own identity, or a
 /// deny-listed one, in a namespace that did not opt in gets no assignment (no AAI, no ARM change) and a Warning
 /// event saying why; the pod's other identity is assigned as usual; the scale set keeps the cluster identity.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_identity_is_refused_by_default() {
-    let mut env = Env::start(world()).await;
+async fn cluster_identity_is_refused_by_default(backend: Backend) {
+    let mut env = Env::builder(world()).backend(backend).start().await;
     env.controller(
         "mic-a",
         &[&format!("--denied-identities={}", uami_id(IDS, "id-e"))],
@@ -351,14 +363,13 @@ async fn cluster_identity_is_refused_by_default() {
     assert!(env.aai("default", "p-tenant-denied").await.is_none());
     wait_arm_v(&env, "pool1-vmss", with_base(&["id-a"])).await;
     // Deleting the pod releases what it had; the cluster identity stays on the scale set.
-    env.delete::<Pod>("tenant", "p").await;
+    env.delete_pod("tenant", "p").await;
     env.wait_gone("default", "p-tenant-own").await;
     wait_arm_v(&env, "pool1-vmss", with_base(&[])).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn out_of_band_removal_is_re_added_and_deletion_still_works() {
-    let mut env = Env::start(world()).await;
+async fn out_of_band_removal_is_re_added_and_deletion_still_works(backend: Backend) {
+    let mut env = Env::builder(world()).backend(backend).start().await;
     env.controller("mic-a", &["--identity-assignment-reconcile-interval=1s"])
         .await;
     env.ns("app").await;
@@ -381,13 +392,12 @@ async fn out_of_band_removal_is_re_added_and_deletion_still_works() {
     // Removed out of band again, then the pod deleted: the AAI still goes.
     let (s, _) = env.control("PUT", "/world", Some(&w)).await;
     assert_eq!(s, 200);
-    env.delete::<Pod>("app", "p").await;
+    env.delete_pod("app", "p").await;
     env.wait_gone("default", "p-app-ident").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_identities_in_a_batch() {
-    let mut env = Env::start(world()).await;
+async fn invalid_identities_in_a_batch(backend: Backend) {
+    let mut env = Env::builder(world()).backend(backend).start().await;
     env.controller("mic-a", &[]).await;
     env.ns("app").await;
     // A valid identity already assigned.
@@ -431,9 +441,8 @@ async fn invalid_identities_in_a_batch() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn same_names_in_two_namespaces() {
-    let mut env = Env::start(world()).await;
+async fn same_names_in_two_namespaces(backend: Backend) {
+    let mut env = Env::builder(world()).backend(backend).start().await;
     env.controller("mic-a", &["--leader-election-lock=leases"])
         .await;
     // The Lease lock option, and the one-time type upgrade recorded where upstream records it.
@@ -489,9 +498,8 @@ async fn same_names_in_two_namespaces() {
     wait_arm_v(&env, "vm-node1", vec!["id-a".into()]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn finished_pods_release_their_identities() {
-    let mut env = Env::start(world()).await;
+async fn finished_pods_release_their_identities(backend: Backend) {
+    let mut env = Env::builder(world()).backend(backend).start().await;
     env.controller("mic-a", &[]).await;
     env.ns("app").await;
     env.identity("app", "ident", 0, "id-a").await;
@@ -511,9 +519,8 @@ async fn finished_pods_release_their_identities() {
     wait_arm_v(&env, "vm-node1", vec![]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn throttling_and_server_errors_lose_nothing() {
-    let mut env = Env::start(world()).await;
+async fn throttling_and_server_errors_lose_nothing(backend: Backend) {
+    let mut env = Env::builder(world()).backend(backend).start().await;
     env.controller("mic-a", &[]).await;
     env.ns("app").await;
     env.identity("app", "keep", 0, "id-a").await;
@@ -568,14 +575,13 @@ async fn throttling_and_server_errors_lose_nothing() {
         Some(&json!({"status": 429, "retryAfter": 1, "remaining": 3})),
     )
     .await;
-    env.delete::<Pod>("app", "p0").await;
+    env.delete_pod("app", "p0").await;
     env.wait_gone("default", "p0-app-i0").await;
     wait_arm_v(&env, "pool1-vmss", with_base(&["id-a", "id-c", "id-e"])).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forty_pods_one_patch_per_scale_set() {
-    let mut env = Env::start(world()).await;
+async fn forty_pods_one_patch_per_scale_set(backend: Backend) {
+    let mut env = Env::builder(world()).backend(backend).start().await;
     // Every scale-set PATCH takes 1.5 s: 40 pods over 4 identities should need about one PATCH time, not 40.
     let (s, _) = env
         .control(
@@ -623,9 +629,8 @@ async fn forty_pods_one_patch_per_scale_set() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn leader_killed_mid_assignment_standby_converges() {
-    let mut env = Env::start(world()).await;
+async fn leader_killed_mid_assignment_standby_converges(backend: Backend) {
+    let mut env = Env::builder(world()).backend(backend).start().await;
     env.use_manifest_rbac().await;
     let (s, _) = env
         .control(
@@ -660,7 +665,7 @@ async fn leader_killed_mid_assignment_standby_converges() {
     env.wait_status("default", "p-app-ident", "Assigned").await;
     wait_arm_v(&env, "pool2-vmss", vec!["id-a".into()]).await;
     // The new leader finishes the lifecycle: the identity was added by podid, so it is removed.
-    env.delete::<Pod>("app", "p").await;
+    env.delete_pod("app", "p").await;
     env.wait_gone("default", "p-app-ident").await;
     wait_arm_v(&env, "pool2-vmss", vec![]).await;
     // Graceful stop releases the lock.
@@ -674,6 +679,7 @@ async fn leader_killed_mid_assignment_standby_converges() {
     assert!(rec.contains("\"holderIdentity\":\"\""), "{rec}");
 }
 
+// No API server involved (the controller exits before it reads its kubeconfig): one run, no backend.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_namespace_env_is_fatal_with_the_upstream_message() {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_podid"))
@@ -692,9 +698,8 @@ async fn missing_namespace_env_is_fatal_with_the_upstream_message() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pod_moving_to_another_scale_set_while_the_first_is_busy() {
-    let mut env = Env::start(world()).await;
+async fn pod_moving_to_another_scale_set_while_the_first_is_busy(backend: Backend) {
+    let mut env = Env::builder(world()).backend(backend).start().await;
     env.controller("mic-a", &[]).await;
     env.ns("app").await;
     env.identity("app", "x", 0, "id-a").await;
@@ -716,7 +721,7 @@ async fn pod_moving_to_another_scale_set_while_the_first_is_busy() {
     env.pod("app", "q", "pool1-vmss000001", "sel2").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     // ...while the pod moves to pool2 under the same name (same AAI key, another node and scale set).
-    env.delete::<Pod>("app", "p").await;
+    env.delete_pod("app", "p").await;
     env.pod("app", "p", "pool2-vmss000000", "sel").await;
     eventually("p's AAI Assigned on pool2", WAIT, || async {
         env.aai("default", "p-app-x").await.filter(|a| {

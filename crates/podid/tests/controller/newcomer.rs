@@ -13,6 +13,11 @@ use serde_json::{Value, json};
 use podid_testkit::tools::Kubectl;
 use podid_testkit::*;
 
+podid_testkit::both_backends!(
+    pods_get_assignment_events_and_pre_v16_objects_are_rewritten,
+    kubectl_applies_an_old_manifest_and_shows_assignments,
+);
+
 /// Events of one object in `ns`, as (type, reason, message, involvedObject uid).
 async fn events_of(
     env: &Env,
@@ -138,9 +143,8 @@ async fn wait_rewritten(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pods_get_assignment_events_and_pre_v16_objects_are_rewritten() {
-    let mut env = Env::start(world()).await;
+async fn pods_get_assignment_events_and_pre_v16_objects_are_rewritten(backend: Backend) {
+    let mut env = Env::builder(world()).backend(backend).start().await;
     // As the manifest's ServiceAccount: events on pods and the rewrite's `update` are within its RBAC.
     env.use_manifest_rbac().await;
     env.controller("mic-a", &[]).await;
@@ -399,12 +403,11 @@ spec:
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_applies_an_old_manifest_and_shows_assignments() {
+async fn kubectl_applies_an_old_manifest_and_shows_assignments(backend: Backend) {
     let Some(bin) = Kubectl::find("newcomer kubectl test") else {
         return;
     };
-    let mut env = Env::start(world()).await;
+    let mut env = Env::builder(world()).backend(backend).start().await;
     let k = Kubectl {
         bin,
         kubeconfig: env.kubeconfig.clone(),

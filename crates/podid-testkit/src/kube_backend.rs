@@ -63,7 +63,9 @@ pub fn should_run(backend: Backend, test: &str) -> bool {
 /// after the case with the tests `sim` and `real` (multi-threaded tokio tests, two workers), so a failure reads
 /// `<case>::sim` or `<case>::real` and `cargo test <case>::real` runs one. Each asks [`should_run`] first:
 /// [`BACKENDS_ENV`] can leave a backend out, and the real one skips (saying why) when its binaries are not built
-/// and `PODID_REQUIRE_REAL_KUBE` is not `1`.
+/// and `PODID_REQUIRE_REAL_KUBE` is not `1`. `both_backends!(sync: case, ...)` does the same for a synchronous
+/// `fn case(backend: Backend)` with plain `#[test]`s (a case that builds its own runtime, such as one whose
+/// threads live in a network namespace).
 ///
 /// ```ignore
 /// podid_testkit::both_backends!(single_identity_lifecycle, leader_failover);
@@ -75,6 +77,25 @@ pub fn should_run(backend: Backend, test: &str) -> bool {
 /// ```
 #[macro_export]
 macro_rules! both_backends {
+    (sync: $($case:ident),+ $(,)?) => {
+        $(
+            mod $case {
+                #[test]
+                fn sim() {
+                    if $crate::kube_backend::should_run($crate::Backend::Sim, concat!(module_path!(), "::sim")) {
+                        super::$case($crate::Backend::Sim);
+                    }
+                }
+
+                #[test]
+                fn real() {
+                    if $crate::kube_backend::should_run($crate::Backend::Real, concat!(module_path!(), "::real")) {
+                        super::$case($crate::Backend::Real);
+                    }
+                }
+            }
+        )+
+    };
     ($($case:ident),+ $(,)?) => {
         $(
             mod $case {

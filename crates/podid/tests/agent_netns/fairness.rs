@@ -119,15 +119,16 @@ async fn noisy_connection(
     }
 }
 
-#[test]
-fn noisy_neighbour_keeps_the_node_fair() {
+podid_testkit::both_backends!(sync: noisy_neighbour_keeps_the_node_fair);
+
+fn noisy_neighbour_keeps_the_node_fair(backend: Backend) {
     const TEST: &str = "noisy_neighbour_keeps_the_node_fair";
     if !prerequisites(TEST) {
         return;
     }
     // Alone: the other tests of this binary would otherwise share the two cores with the measurement.
     in_node_alone(|node| async move {
-        let env = start_env().await;
+        let env = start_env(backend).await;
         let mut ids = Vec::new();
         for (i, name) in IDENTITIES.iter().take(2).enumerate() {
             ids.push(create_identity(&env, name).await);

@@ -6,13 +6,14 @@
 //!   host namespace: only runs processes (this test, `ip netns exec` children); no links, rules or sysctls change
 //!
 //!   node ns (bridge br0 10.244.0.1/24, lo):
-//!       kube-sim, azure-sim (127.0.0.1, on a runtime whose threads live here)
+//!       kube-sim or a real control plane (each case runs on both), azure-sim (127.0.0.1, on a runtime whose
+//!       threads live here; the real control plane's processes are started from them, so they live here too)
 //!       podid agent (child process, `ip netns exec`): 127.0.0.1:2579, installs nat PREROUTING -> aad-metadata:
 //!           ! -s 127.0.0.1 -d 169.254.169.254 -p tcp --dport 80 -j DNAT --to 127.0.0.1:2579, sets route_localnet
 //!       filter INPUT: kube-proxy's localnet rule (what a real node has): connections to 127.0.0.0/8 from outside
 //!           the node are dropped unless DNATed, so route_localnet opens only the redirect, not the node's IMDS
 //!       |veth0 .. |vethN (bridge ports)
-//!   pod namespaces: eth0 = the IP kube-sim's kubelet gave the Kubernetes pod (node podCIDR 10.244.0.0/24)
+//!   pod namespaces: eth0 = the IP the kubelet (podid-kubelet) gave the Kubernetes pod (node podCIDR 10.244.0.0/24)
 //!       clients call http://169.254.169.254 with no override (Rust client, Python azure-identity)
 //! ```
 //!
@@ -45,6 +46,12 @@
 
 mod fairness;
 mod support;
+
+podid_testkit::both_backends!(
+    sync: python_sdk_through_the_redirect_and_cleanup_on_sigterm,
+    authorisation_matrix,
+    iptables_failures_are_reported_and_never_fatal,
+);
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::unix::fs::PermissionsExt;
@@ -90,15 +97,14 @@ async fn rules(node: &Arc<NodeNet>) -> String {
 }
 
 /// The Python SDK in a pod, the redirect's life cycle: installed, removed on SIGTERM, kept with the flag.
-#[test]
-fn python_sdk_through_the_redirect_and_cleanup_on_sigterm() {
+fn python_sdk_through_the_redirect_and_cleanup_on_sigterm(backend: Backend) {
     const TEST: &str = "python_sdk_through_the_redirect_and_cleanup_on_sigterm";
     if !prerequisites(TEST) {
         return;
     }
     let python = python_client(TEST);
     in_node(move |node| async move {
-        let env = start_env().await;
+        let env = start_env(backend).await;
         let id_a = create_identity(&env, "id-a").await;
         create_identity(&env, "id-b").await;
         env.binding("default", "b-a", "id-a", "sel-a").await;
@@ -311,8 +317,7 @@ struct Tally {
 }
 
 /// 10 pods x 5 identities (+ no client_id) x the authorisation cases; zero tokens to a pod not entitled.
-#[test]
-fn authorisation_matrix() {
+fn authorisation_matrix(backend: Backend) {
     const TEST: &str = "authorisation_matrix";
     if !prerequisites(TEST) {
         return;
@@ -321,7 +326,7 @@ fn authorisation_matrix() {
         return;
     }
     in_node(|node| async move {
-        let env = start_env().await;
+        let env = start_env(backend).await;
         let roles = [
             Role::Bound(0),
             Role::Bound(1),
@@ -722,14 +727,13 @@ fn fake_iptables(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 /// iptables failing (lock contention): clear errors, no crash, no token to anyone; recovery; failed cleanup.
-#[test]
-fn iptables_failures_are_reported_and_never_fatal() {
+fn iptables_failures_are_reported_and_never_fatal(backend: Backend) {
     const TEST: &str = "iptables_failures_are_reported_and_never_fatal";
     if !prerequisites(TEST) {
         return;
     }
     in_node(|node| async move {
-        let env = start_env().await;
+        let env = start_env(backend).await;
         let id_a = create_identity(&env, "id-a").await;
         env.binding("default", "b-a", "id-a", "sel-a").await;
         let web_ip = create_pod(&env, "web", json!({"aadpodidbinding": "sel-a"})).await;

@@ -167,9 +167,15 @@ pub fn agent_world() -> Value {
     world_with_assigned(&IDENTITIES)
 }
 
-/// kube-sim and azure-sim (on the calling runtime: call from a node-namespace task), and the node's pod CIDR.
-pub async fn start_env() -> Env {
-    let env = Env::start_with(agent_world(), true).await;
+/// The Kubernetes `backend` (kube-sim, or a real control plane whose processes start in the node namespace too)
+/// and azure-sim, on the calling runtime (call from a node-namespace task), with the kubelet, and the node's pod
+/// CIDR.
+pub async fn start_env(backend: Backend) -> Env {
+    let env = Env::builder(agent_world())
+        .backend(backend)
+        .kubelet(true)
+        .start()
+        .await;
     env.set_pod_cidr(NODE, POD_CIDR).await;
     env
 }
@@ -185,7 +191,7 @@ pub async fn create_assigned(env: &Env, pod: &str, identity: &AzureIdentity) {
         .await;
 }
 
-/// A pod in `default` on the node; returns the IP kube-sim's kubelet gave it.
+/// A pod in `default` on the node; returns the IP the kubelet gave it.
 pub async fn create_pod(env: &Env, name: &str, labels: Value) -> Ipv4Addr {
     ipv4(
         env.running_pod("default", name, NODE, labels, json!({}))

@@ -79,14 +79,7 @@ async fn idle_keep_alive_closes_but_a_quiet_watch_is_not_cut() {
         .await
         .expect("watch request");
     let mut idle = testkit::connect(addr, None).await.expect("connect");
-    let (code, _) = testkit::exchange(
-        &mut idle,
-        &testkit::get("/version", &auth(&sim)),
-        Duration::from_secs(5),
-    )
-    .await
-    .expect("version");
-    assert_eq!(code, 200);
+    testkit::get_ok(&mut idle, "/version", &auth(&sim)).await;
     let t = Instant::now();
     assert!(
         testkit::closed_within(&mut idle, IDLE + SLACK).await,

@@ -111,20 +111,14 @@ async fn slow_clients_are_dropped_within_the_header_timeout_while_others_are_ans
 async fn idle_keep_alive_connections_close_after_the_idle_timeout_not_the_header_timeout() {
     let (addr, server) = start(limits()).await;
     let mut s = testkit::connect(addr, None).await.expect("connect");
-    let (code, _) = testkit::exchange(&mut s, &testkit::get("/", ""), Duration::from_secs(5))
-        .await
-        .expect("answer");
-    assert_eq!(code, 200);
+    testkit::get_ok(&mut s, "/", "").await;
     let idle_from = Instant::now();
     assert!(
         !testkit::closed_within(&mut s, HEADER + Duration::from_millis(300)).await,
         "still open after the header-read timeout: idle time is not header time"
     );
     // Still usable: a second request on the same connection restarts the idle clock.
-    let (code, _) = testkit::exchange(&mut s, &testkit::get("/", ""), Duration::from_secs(5))
-        .await
-        .expect("second answer on the kept-alive connection");
-    assert_eq!(code, 200);
+    testkit::get_ok(&mut s, "/", "").await;
     let idle_from_2 = Instant::now();
     assert!(
         testkit::closed_within(&mut s, IDLE + SLACK).await,
@@ -141,10 +135,7 @@ async fn idle_keep_alive_connections_close_after_the_idle_timeout_not_the_header
 async fn a_half_sent_second_request_is_due_a_header_timeout_after_its_first_byte() {
     let (addr, server) = start(limits()).await;
     let mut s = testkit::connect(addr, None).await.expect("connect");
-    let (code, _) = testkit::exchange(&mut s, &testkit::get("/", ""), Duration::from_secs(5))
-        .await
-        .expect("answer");
-    assert_eq!(code, 200);
+    testkit::get_ok(&mut s, "/", "").await;
     s.write_all(HALF_REQUEST).await.expect("write");
     let t = Instant::now();
     assert!(testkit::closed_within(&mut s, HEADER + SLACK).await);
@@ -215,10 +206,7 @@ async fn a_flood_from_one_address_is_closed_at_the_per_address_cap_and_counted()
     );
     assert_eq!(st.accepted, 20);
     // The connections within the cap are served.
-    let (code, _) = testkit::exchange(&mut held[0], &testkit::get("/", ""), Duration::from_secs(5))
-        .await
-        .expect("answer on a held connection");
-    assert_eq!(code, 200);
+    testkit::get_ok(&mut held[0], "/", "").await;
     // Freed slots are usable again.
     drop(held);
     let mut code = None;
@@ -255,10 +243,7 @@ async fn a_flood_over_the_total_cap_is_closed_and_counted() {
         "{st:?}"
     );
     assert_eq!(st.active, 10);
-    let (code, _) = testkit::exchange(&mut held[9], &testkit::get("/", ""), Duration::from_secs(5))
-        .await
-        .expect("answer on a held connection");
-    assert_eq!(code, 200);
+    testkit::get_ok(&mut held[9], "/", "").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -125,6 +125,9 @@ impl ResourceType {
 
 const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
 
+/// `apps/v1` resources with a `scale` subresource (`autoscaling/v1` Scale), as the apiserver serves them.
+pub const SCALABLE: &[&str] = &["deployments", "replicasets", "statefulsets"];
+
 struct Builtin {
     group: &'static str,
     version: &'static str,
@@ -330,6 +333,62 @@ const BUILTINS: &[Builtin] = &[
         false,
     ),
     b(
+        "apps",
+        "v1",
+        "deployments",
+        "deployment",
+        "Deployment",
+        true,
+        &["deploy"],
+        true,
+        true,
+    ),
+    b(
+        "apps",
+        "v1",
+        "replicasets",
+        "replicaset",
+        "ReplicaSet",
+        true,
+        &["rs"],
+        true,
+        true,
+    ),
+    b(
+        "apps",
+        "v1",
+        "statefulsets",
+        "statefulset",
+        "StatefulSet",
+        true,
+        &["sts"],
+        true,
+        true,
+    ),
+    b(
+        "apps",
+        "v1",
+        "daemonsets",
+        "daemonset",
+        "DaemonSet",
+        true,
+        &["ds"],
+        true,
+        true,
+    ),
+    b("batch", "v1", "jobs", "job", "Job", true, &[], true, true),
+    b(
+        "batch",
+        "v1",
+        "cronjobs",
+        "cronjob",
+        "CronJob",
+        true,
+        &["cj"],
+        true,
+        true,
+    ),
+    b(
         "apiextensions.k8s.io",
         "v1",
         "customresourcedefinitions",
@@ -406,6 +465,15 @@ fn builtin_type(def: &Builtin) -> ResourceType {
             group: "",
             version: "v1",
             verbs: &["create"],
+        });
+    }
+    if SCALABLE.contains(&def.resource) && def.group == "apps" {
+        subresources.push(Subresource {
+            name: "scale",
+            kind: "Scale",
+            group: "autoscaling",
+            version: "v1",
+            verbs: STATUS_VERBS,
         });
     }
     if def.kind == "ServiceAccount" {

@@ -218,6 +218,16 @@ impl Ctx {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     }
+
+    /// The request's media type: `Content-Type` without parameters, lower case.
+    pub fn media_type(&self) -> String {
+        self.header("content-type")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    }
 }
 
 /// Configuration of a kube-sim server.
@@ -381,13 +391,7 @@ fn warning_header(text: &str) -> String {
 
 /// Parse a request body as JSON or YAML by content type.
 pub fn parse_body(ctx: &Ctx) -> ApiResult<Value> {
-    let ct = ctx
-        .header("content-type")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let ct = ctx.media_type();
     if ctx.body.is_empty() {
         return Err(ApiError::bad_request("the request body is empty"));
     }

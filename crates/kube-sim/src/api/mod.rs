@@ -1,6 +1,6 @@
 //! The HTTP verbs: request routing, authorisation, and one module per verb family:
 //! [`read`] (get, list, tables), [`watch`], [`create`], [`update`] (update, patch, apply), [`delete`]
-//! (delete, deletecollection), [`subresources`] (binding; status and token route to the verbs and the review
+//! (delete, deletecollection), [`subresources`] (binding, scale; status and token route to the verbs and the review
 //! APIs) and [`nonresource`] (health, discovery, OpenAPI, OIDC, metrics, test controls).
 //!
 //! Every handler follows the same shape: resolve the resource type, authorise the request, turn the request
@@ -184,6 +184,14 @@ async fn resource(sim: &Arc<Sim>, ctx: &Ctx, p: ResourcePath) -> ApiResult<Respo
                 ("status", "patch") => {
                     let (obj, code) = update::patch(sim, ctx, &rt, ns, name, true).await?;
                     Ok(read::object_response(ctx, &rt, code, &obj))
+                }
+                ("scale", "get") => {
+                    let out = subresources::get_scale(sim, &rt, ns, name)?;
+                    Ok(json_response(200, &out))
+                }
+                ("scale", "update" | "patch") => {
+                    let out = subresources::write_scale(sim, ctx, &rt, ns, name, verb == "patch")?;
+                    Ok(json_response(200, &out))
                 }
                 ("binding", "create") => {
                     let body = parse_body(ctx)?;

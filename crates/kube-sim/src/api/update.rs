@@ -48,13 +48,7 @@ pub(crate) async fn patch(
     name: &str,
     status_only: bool,
 ) -> ApiResult<(Arc<Value>, u16)> {
-    let ct = ctx
-        .header("content-type")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let ct = ctx.media_type();
     let custom = rt.crd.is_some();
     let accepted: Vec<&str> = PATCH_TYPES
         .iter()

@@ -12,6 +12,11 @@ const KUBE_API_ACCESS_TOKEN_SECONDS: i64 = 3607;
 
 /// Defaults applied when an object is created.
 pub fn on_create(sim: &Sim, rt: &ResourceType, obj: &mut Value) -> ApiResult<()> {
+    if matches!(rt.group.as_str(), "apps" | "batch") {
+        super::workloads::defaults(&rt.resource, obj);
+        super::workloads::on_create(&rt.resource, obj);
+        return Ok(());
+    }
     if !rt.group.is_empty() {
         if rt.group == "apiextensions.k8s.io" && rt.resource == "customresourcedefinitions" {
             crd_status(obj)?;
@@ -71,6 +76,10 @@ pub fn on_create(sim: &Sim, rt: &ResourceType, obj: &mut Value) -> ApiResult<()>
 /// Defaults applied to the object an update or patch produces (not to status writes): the same decoding
 /// defaults as on create, plus what the stored object keeps (a service's addresses).
 pub fn on_update(rt: &ResourceType, cur: &Value, next: &mut Value) -> ApiResult<()> {
+    if matches!(rt.group.as_str(), "apps" | "batch") {
+        super::workloads::defaults(&rt.resource, next);
+        return Ok(());
+    }
     if !rt.group.is_empty() {
         return Ok(());
     }
@@ -199,24 +208,7 @@ fn pod_defaults(sim: &Sim, obj: &mut Value) -> ApiResult<()> {
                         }],
                     ));
                 }
-                let image = c
-                    .get("image")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                if c.get("imagePullPolicy").is_none() {
-                    let latest = !image.contains(':') || image.ends_with(":latest");
-                    c["imagePullPolicy"] = json!(if latest { "Always" } else { "IfNotPresent" });
-                }
-                if c.get("terminationMessagePath").is_none() {
-                    c["terminationMessagePath"] = json!("/dev/termination-log");
-                }
-                if c.get("terminationMessagePolicy").is_none() {
-                    c["terminationMessagePolicy"] = json!("File");
-                }
-                if c.get("resources").is_none() {
-                    c["resources"] = json!({});
-                }
+                container_decode_defaults(c);
             }
         }
     }
@@ -228,6 +220,29 @@ fn pod_defaults(sim: &Sim, obj: &mut Value) -> ApiResult<()> {
     }
     obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
     Ok(())
+}
+
+/// A container's decoding defaults (`SetDefaults_Container`): pull policy by image tag, termination message
+/// path and policy, empty resources. Shared by pods and the pod templates of workloads.
+pub(crate) fn container_decode_defaults(c: &mut Value) {
+    let image = c
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if c.get("imagePullPolicy").is_none() {
+        let latest = !image.contains(':') || image.ends_with(":latest");
+        c["imagePullPolicy"] = json!(if latest { "Always" } else { "IfNotPresent" });
+    }
+    if c.get("terminationMessagePath").is_none() {
+        c["terminationMessagePath"] = json!("/dev/termination-log");
+    }
+    if c.get("terminationMessagePolicy").is_none() {
+        c["terminationMessagePolicy"] = json!("File");
+    }
+    if c.get("resources").is_none() {
+        c["resources"] = json!({});
+    }
 }
 
 /// `0644`, the mode of files in secret, config map, downward API and projected volumes (`DefaultMode`).

@@ -10,6 +10,7 @@
 //! - [`update`](mod@update): the object an update or patch produces from the stored one (immutable metadata kept, status
 //!   and main resource apart, generation bumped on spec changes, no new finalizers while deleting);
 //! - [`delete`](mod@delete): preconditions, finalizers, Foreground/Background/Orphan propagation, namespace Terminating;
+//! - [`workloads`]: `apps/v1` and `batch/v1` defaults and validation (selectors, pod templates);
 //! - [`validate`]: the built-in kinds' validation (pure, the apiserver's causes and wording); [`service`]: Service
 //!   defaults, cluster IP and node port allocation; [`unknown_fields`]: fields a built-in kind does not have;
 //! - the after-write hooks ([`after_write`], [`finish_write`]): garbage-collector events, the RBAC generation,
@@ -27,6 +28,7 @@ pub mod service;
 pub mod unknown_fields;
 pub mod update;
 pub mod validate;
+pub mod workloads;
 
 use std::sync::Arc;
 

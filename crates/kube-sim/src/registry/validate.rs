@@ -69,6 +69,7 @@ pub fn create_causes(group: &str, resource: &str, obj: &Value) -> Vec<Cause> {
         ("", "services") => super::service::validate(obj),
         ("rbac.authorization.k8s.io", "roles") => rule_causes(obj, true),
         ("rbac.authorization.k8s.io", "clusterroles") => rule_causes(obj, false),
+        ("apps" | "batch", _) => super::workloads::create_causes(resource, obj),
         _ => Vec::new(),
     }
 }
@@ -95,6 +96,7 @@ pub fn update_causes(group: &str, resource: &str, cur: &Value, next: &Value) -> 
             causes.extend(immutable_data_causes(cur, next, &["data", "binaryData"]))
         }
         ("", "services") => causes.extend(super::service::update_causes(cur, next)),
+        ("apps" | "batch", _) => causes.extend(super::workloads::update_causes(cur, next)),
         ("rbac.authorization.k8s.io", "rolebindings" | "clusterrolebindings")
             if cur.get("roleRef") != next.get("roleRef") =>
         {
@@ -254,7 +256,7 @@ fn base64_error_offset(s: &str) -> Option<usize> {
 
 // === Pod ===
 
-fn pod_causes(pod: &Value) -> Vec<Cause> {
+pub(crate) fn pod_causes(pod: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     for list in ["initContainers", "containers"] {

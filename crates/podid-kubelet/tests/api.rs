@@ -1,5 +1,6 @@
-//! podid-kubelet against kube-sim started without its own kubelet, over HTTPS with the admin kubeconfig: the
-//! kubelet sees and changes the cluster only through the public API.
+//! podid-kubelet against each Kubernetes backend (kube-sim, and a real kube-apiserver with etcd and
+//! kube-controller-manager: every case runs on both, `<case>::sim` and `<case>::real`), over HTTPS with the
+//! admin kubeconfig: the kubelet sees and changes the cluster only through the public API.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,36 +10,43 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::authentication::v1::TokenReview;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use podid_testkit::{Backend, KubeBackend};
 use serde_json::{Value, json};
+
+podid_testkit::both_backends!(
+    pod_runs_through_pods_status_with_a_bound_token,
+    config_maps_secrets_and_downward_api_are_written,
+    nodes_without_a_cidr_get_one_and_pods_wait_for_their_node,
+    a_deleted_pod_loses_its_files_and_address,
+    a_restarted_kubelet_keeps_addresses_and_clears_stale_directories,
+    tokens_are_rewritten_when_due_and_not_before,
+);
 
 /// How long anything the kubelet does may take.
 const WAIT: Duration = Duration::from_secs(10);
 
 struct Cluster {
-    sim: kube_sim::Handle,
+    kube: KubeBackend,
     client: kube::Client,
     /// kube-sim's files and the kubelet's (`<tmp>/kubelet`).
     tmp: tempfile::TempDir,
 }
 
 impl Cluster {
-    async fn start() -> Cluster {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    /// The API server (kube-sim runs no kubelet of its own) and an admin client.
+    async fn start(backend: Backend) -> Cluster {
+        podid_testkit::install_crypto();
         let tmp = tempfile::tempdir().expect("tempdir");
-        let sim = kube_sim::start(kube_sim::Config {
-            dir: Some(tmp.path().join("kube")),
-            kubelet_dir: None,
-            ..kube_sim::Config::default()
-        })
-        .await
-        .expect("start kube-sim");
-        let kc = Kubeconfig::read_from(sim.kubeconfig.as_ref().expect("kubeconfig")).expect("read");
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-            .await
-            .expect("client config");
-        let client = kube::Client::try_from(cfg).expect("client");
-        Cluster { sim, client, tmp }
+        let kube = match backend {
+            Backend::Sim => KubeBackend::start_sim(tmp.path().join("kube"), None).await,
+            Backend::Real => KubeBackend::start_real().await,
+        }
+        .unwrap_or_else(|e| panic!("start the {backend} API server: {e:#}"));
+        let client =
+            podid_testkit::kube_backend::client_for(kube.kubeconfig().expect("kubeconfig"))
+                .await
+                .expect("client");
+        Cluster { kube, client, tmp }
     }
 
     fn dir(&self) -> PathBuf {
@@ -109,7 +117,16 @@ impl Cluster {
     }
 
     async fn shutdown(self) {
-        self.sim.shutdown().await;
+        self.kube.shutdown().await;
+    }
+
+    /// Waits until pod `name` is gone (a real API server keeps a graceful deletion until a kubelet finishes it).
+    async fn gone(&self, name: &str) {
+        let deadline = Instant::now() + WAIT;
+        while self.pods().get_opt(name).await.expect("get").is_some() {
+            assert!(Instant::now() < deadline, "pod {name} is still there");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -163,9 +180,8 @@ async fn review(client: &kube::Client, token: &str, audience: &str) -> Value {
     serde_json::to_value(out.status).expect("status")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pod_runs_through_pods_status_with_a_bound_token() {
-    let c = Cluster::start().await;
+async fn pod_runs_through_pods_status_with_a_bound_token(backend: Backend) {
+    let c = Cluster::start(backend).await;
     let kubelet = c.kubelet();
     c.node("n1", Some("10.244.7.0/24"), "10.240.0.4").await;
     let created = c
@@ -257,9 +273,8 @@ async fn pod_runs_through_pods_status_with_a_bound_token() {
     c.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn config_maps_secrets_and_downward_api_are_written() {
-    let c = Cluster::start().await;
+async fn config_maps_secrets_and_downward_api_are_written(backend: Backend) {
+    let c = Cluster::start(backend).await;
     let kubelet = c.kubelet();
     c.node("n1", Some("10.244.1.0/24"), "10.240.0.4").await;
     let cms: Api<k8s_openapi::api::core::v1::ConfigMap> =
@@ -292,7 +307,8 @@ async fn config_maps_secrets_and_downward_api_are_written() {
                 {"secret": {"name": "sec"}},
                 {"downwardAPI": {"items": [
                     {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
-                    {"path": "node", "fieldRef": {"fieldPath": "spec.nodeName"}},
+                    // Volumes may name only metadata fields (spec.nodeName is for env vars: 422 on a real server).
+                    {"path": "ns", "fieldRef": {"fieldPath": "metadata.namespace"}},
                     {"path": "uid", "fieldRef": {"fieldPath": "metadata.uid"}}]}}
             ]}}]}),
         )
@@ -302,15 +318,14 @@ async fn config_maps_secrets_and_downward_api_are_written() {
     assert!(!vol.join("a").exists(), "only the listed key");
     assert_eq!(file(&vol.join("k")).await, "secret-value");
     assert_eq!(file(&vol.join("name")).await, "p1");
-    assert_eq!(file(&vol.join("node")).await, "n1");
+    assert_eq!(file(&vol.join("ns")).await, "default");
     assert_eq!(file(&vol.join("uid")).await, uid(&p));
     kubelet.stop().await;
     c.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nodes_without_a_cidr_get_one_and_pods_wait_for_their_node() {
-    let c = Cluster::start().await;
+async fn nodes_without_a_cidr_get_one_and_pods_wait_for_their_node(backend: Backend) {
+    let c = Cluster::start(backend).await;
     let kubelet = c.kubelet();
     c.node("n0", Some("10.244.0.0/24"), "10.240.0.4").await;
     // A pod bound to a node that does not exist yet is left alone ...
@@ -336,9 +351,8 @@ async fn nodes_without_a_cidr_get_one_and_pods_wait_for_their_node() {
     c.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deleted_pod_loses_its_files_and_address() {
-    let c = Cluster::start().await;
+async fn a_deleted_pod_loses_its_files_and_address(backend: Backend) {
+    let c = Cluster::start(backend).await;
     let kubelet = c.kubelet();
     c.node("n1", Some("10.244.3.0/24"), "10.240.0.4").await;
     let p1 = c.running_pod("p1").await;
@@ -363,9 +377,8 @@ impl Cluster {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restarted_kubelet_keeps_addresses_and_clears_stale_directories() {
-    let c = Cluster::start().await;
+async fn a_restarted_kubelet_keeps_addresses_and_clears_stale_directories(backend: Backend) {
+    let c = Cluster::start(backend).await;
     c.node("n1", Some("10.244.3.0/24"), "10.240.0.4").await;
     let first = c.kubelet();
     let p1 = c.running_pod("p1").await;
@@ -375,7 +388,7 @@ async fn a_restarted_kubelet_keeps_addresses_and_clears_stale_directories() {
         ("10.244.3.2", "10.244.3.3")
     );
     first.stop().await;
-    // While no kubelet runs: p1 goes, and a directory of some earlier pod is left over.
+    // While no kubelet runs: p1 is deleted, and a directory of some earlier pod is left over.
     c.pods()
         .delete("p1", &DeleteParams::default())
         .await
@@ -383,6 +396,8 @@ async fn a_restarted_kubelet_keeps_addresses_and_clears_stale_directories() {
     let stale = c.dir().join("pods").join("no-such-pod");
     std::fs::create_dir_all(&stale).expect("stale dir");
     let second = c.kubelet();
+    // A real API server held p1 Terminating for a kubelet: the new one finishes it (kube-sim deleted it at once).
+    c.gone("p1").await;
     let p3 = c.running_pod("p3").await;
     assert_eq!(ip(&p3), "10.244.3.2", "p1's address is free, p2's is not");
     let p4 = c.running_pod("p4").await;
@@ -396,9 +411,8 @@ async fn a_restarted_kubelet_keeps_addresses_and_clears_stale_directories() {
     c.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_are_rewritten_when_due_and_not_before() {
-    let c = Cluster::start().await;
+async fn tokens_are_rewritten_when_due_and_not_before(backend: Backend) {
+    let c = Cluster::start(backend).await;
     c.node("n1", Some("10.244.3.0/24"), "10.240.0.4").await;
     let offset = Arc::new(AtomicI64::new(0));
     let mut cfg = podid_kubelet::Config::new(c.dir());

@@ -53,6 +53,7 @@ mod prune;
 mod schema;
 pub mod table;
 mod validate;
+pub mod workload_table;
 
 #[cfg(test)]
 mod tests;

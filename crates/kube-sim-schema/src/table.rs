@@ -116,6 +116,8 @@ pub enum Builtin {
     Endpoints,
     /// Number of webhooks (integer).
     Webhooks,
+    /// A workload printer's cell (`apps/v1`, `batch/v1`).
+    Workload(crate::workload_table::WorkloadCell),
 }
 
 /// One table column: its `TableColumnDefinition` plus how to compute its cells.
@@ -138,7 +140,13 @@ pub struct Column {
 }
 
 impl Column {
-    fn builtin(name: &str, type_: &str, description: &str, priority: i32, b: Builtin) -> Self {
+    pub(crate) fn builtin(
+        name: &str,
+        type_: &str,
+        description: &str,
+        priority: i32,
+        b: Builtin,
+    ) -> Self {
         Self {
             name: name.to_owned(),
             type_: type_.to_owned(),
@@ -299,6 +307,9 @@ pub fn builtin_columns(kind: &str) -> Vec<Column> {
     use Builtin as B;
     let age = || Column::builtin("Age", "string", CREATION_TIMESTAMP_DESCRIPTION, 0, B::Age);
     let c = Column::builtin;
+    if let Some(cols) = crate::workload_table::columns(kind) {
+        return cols;
+    }
     let mut cols = vec![Column::name_column()];
     match kind {
         "Pod" => cols.extend([
@@ -589,6 +600,7 @@ fn builtin_cell(b: Builtin, obj: &Value, now: Timestamp) -> Value {
     let s = |p: &[&str]| Value::String(str_at(obj, p).to_owned());
     match b {
         B::Age => Value::String(since(at(obj, &["metadata", "creationTimestamp"]), now)),
+        B::Workload(w) => crate::workload_table::cell(w, obj, now),
         B::CreatedAt => Value::String(created_at(obj)),
         B::PodReady => {
             let p = pod_summary(obj);

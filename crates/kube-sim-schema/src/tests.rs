@@ -956,7 +956,7 @@ fn simple_printers() {
         "ClusterRole",
         "Role",
         "CustomResourceDefinition",
-        "Deployment",
+        "ControllerRevision",
     ] {
         let cols = builtin_columns(kind);
         assert_eq!(names(&cols), ["Name", "Created At"], "{kind}");

@@ -37,6 +37,7 @@ pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod tls;
+pub mod workloads;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -230,6 +231,7 @@ pub async fn start(config: Config) -> anyhow::Result<Handle> {
         shutdown_rx.clone(),
     ))];
     tasks.push(tokio::spawn(gc::run(sim.clone(), gc_rx)));
+    tasks.push(tokio::spawn(workloads::run(sim.clone())));
     if config.kubelet_dir.is_some() {
         tasks.push(tokio::spawn(kubelet::run(sim.clone())));
     }

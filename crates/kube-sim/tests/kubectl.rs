@@ -428,15 +428,11 @@ fn scenario(k: &Kubectl) {
 /// `expirationSeconds`), the server-side Strict validation kubectl asks for, and a Service's defaults.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_sees_apiserver_defaults_and_validation() {
-    let Some(bin) = Kubectl::find("kubectl fidelity test") else {
+    let sim = common::start().await;
+    let Some(k) = common::kubectl(&sim, "kubectl fidelity test") else {
         return;
     };
-    let sim = common::start().await;
-    let k = std::sync::Arc::new(Kubectl {
-        bin,
-        kubeconfig: sim.handle.kubeconfig.clone().expect("kubeconfig"),
-        home: sim.dir.path().to_path_buf(),
-    });
+    let k = std::sync::Arc::new(k);
     let kk = k.clone();
     tokio::task::spawn_blocking(move || {
         let pod = r#"

@@ -36,6 +36,16 @@ pub async fn start() -> Sim {
     start_with(kube_sim::Config::default()).await
 }
 
+/// kubectl against `sim` with the admin kubeconfig and a private home, or `None` (the test is skipped, see
+/// [`kube_sim::testkit::Kubectl::find`]) when kubectl is missing.
+pub fn kubectl(sim: &Sim, test: &str) -> Option<kube_sim::testkit::Kubectl> {
+    Some(kube_sim::testkit::Kubectl {
+        bin: kube_sim::testkit::Kubectl::find(test)?,
+        kubeconfig: sim.handle.kubeconfig.clone().expect("kubeconfig"),
+        home: sim.dir.path().to_path_buf(),
+    })
+}
+
 /// A client that authenticates with `token` instead of the admin token.
 pub async fn client_with_token(sim: &Sim, token: &str) -> kube::Client {
     let kubeconfig = Kubeconfig::read_from(sim.handle.kubeconfig.as_ref().expect("kubeconfig"))

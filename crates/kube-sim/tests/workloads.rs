@@ -496,3 +496,41 @@ spec:
     let d: Value = serde_json::to_value(deploys.get("web").await.expect("get")).expect("json");
     assert_eq!(d["spec"]["replicas"], 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_with_a_deployment_is_deleted() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let sim = common::start().await;
+    let namespaces: Api<Namespace> = Api::all(sim.client.clone());
+    let ns: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": "shop"}})).expect("namespace");
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("namespace");
+    let deploys: Api<Deployment> = Api::namespaced(sim.client.clone(), "shop");
+    let pods: Api<Pod> = Api::namespaced(sim.client.clone(), "shop");
+    deploys
+        .create(&PostParams::default(), &deployment("cart", "nginx", 2))
+        .await
+        .expect("create");
+    let running = eventually(WAIT, || async {
+        pods.list(&ListParams::default())
+            .await
+            .expect("pods")
+            .items
+            .len()
+            == 2
+    })
+    .await;
+    assert!(running, "no pods in shop");
+    namespaces
+        .delete("shop", &DeleteParams::default())
+        .await
+        .expect("delete namespace");
+    let gone = eventually(WAIT, || async {
+        namespaces.get_opt("shop").await.expect("get").is_none()
+    })
+    .await;
+    assert!(gone, "the namespace stays");
+}

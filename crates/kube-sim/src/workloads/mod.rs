@@ -167,6 +167,11 @@ async fn sync_namespace(sim: &Arc<Sim>, ns: &str) -> bool {
     ) else {
         return true;
     };
+    // A terminating namespace refuses new content; the namespace controller is deleting what is left.
+    let namespace = sim.store.get(&ResKey::new("", "namespaces"), "", ns);
+    if namespace.is_none_or(|n| deleting(&n)) {
+        return true;
+    }
     let mut ok = true;
     let replica_sets = list(sim, "apps", "replicasets", ns);
     for d in list(sim, "apps", "deployments", ns) {

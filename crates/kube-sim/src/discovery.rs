@@ -99,7 +99,9 @@ fn resource_entries(t: &ResourceType) -> Vec<Value> {
             "kind": kind,
             "verbs": s.verbs,
         });
-        if !s.group.is_empty() {
+        // Only a kind of another group/version names it (`deployments/scale`: autoscaling/v1), as the
+        // apiserver's installer writes the entry; `deployments/status` is apps/v1 like its list.
+        if !s.group.is_empty() && (s.group, s.version) != (t.group.as_str(), t.version.as_str()) {
             e["group"] = json!(s.group);
             e["version"] = json!(s.version);
         }
@@ -353,6 +355,38 @@ pub fn openapi_v3_doc(reg: &Registry, group: &str, version: &str) -> Option<Valu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn apps_v1_lists_workloads_and_their_subresources() {
+        let apps = resource_list(&Registry::builtin(), "apps", "v1").expect("apps/v1");
+        let entry = |name: &str| {
+            apps["resources"]
+                .as_array()
+                .expect("array")
+                .iter()
+                .find(|r| r["name"] == name)
+                .cloned()
+                .unwrap_or_else(|| panic!("{name} not listed"))
+        };
+        assert_eq!(entry("deployments")["shortNames"], json!(["deploy"]));
+        assert_eq!(entry("deployments")["categories"], json!(["all"]));
+        let status = entry("deployments/status");
+        assert!(status.get("group").is_none() && status["kind"] == "Deployment");
+        let scale = entry("deployments/scale");
+        assert_eq!(
+            (&scale["group"], &scale["version"], &scale["kind"]),
+            (&json!("autoscaling"), &json!("v1"), &json!("Scale"))
+        );
+        for name in [
+            "replicasets/scale",
+            "statefulsets/scale",
+            "daemonsets/status",
+        ] {
+            entry(name);
+        }
+        let batch = resource_list(&Registry::builtin(), "batch", "v1").expect("batch/v1");
+        assert_eq!(batch["resources"].as_array().map(Vec::len), Some(4));
+    }
 
     #[test]
     fn discovery_shapes() {

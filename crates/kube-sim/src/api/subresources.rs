@@ -119,11 +119,16 @@ pub fn scale_of(obj: &Value) -> Value {
         .and_then(|s| kube_sim_machinery::labels::LabelSelector::from_json(s).ok())
         .map(|s| s.to_string())
         .unwrap_or_default();
+    // `ScaleSpec.replicas` is `omitempty`: a Scale of 0 replicas has an empty spec.
+    let spec = match obj.pointer("/spec/replicas").and_then(Value::as_i64) {
+        Some(n) if n != 0 => json!({"replicas": n}),
+        _ => json!({}),
+    };
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": metadata,
-        "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
+        "spec": spec,
         "status": {
             "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
             "selector": selector,
@@ -239,6 +244,9 @@ mod tests {
     fn scale_of_a_deployment() {
         let d = json!({"metadata": {"name": "web", "namespace": "ns", "uid": "u", "resourceVersion": "7", "labels": {"a": "b"}},
             "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}}, "status": {"replicas": 2}});
+        let mut zero = d.clone();
+        zero["spec"]["replicas"] = json!(0);
+        assert_eq!(scale_of(&zero)["spec"], json!({}));
         assert_eq!(
             scale_of(&d),
             json!({"kind": "Scale", "apiVersion": "autoscaling/v1",

@@ -924,10 +924,19 @@ fn norm_value(v: &mut Value, n: &Norm, key: &str) {
             {
                 o.remove(CREDENTIAL_ID);
             }
-            if key == "annotations" {
-                for a in MASKED_ANNOTATIONS {
-                    o.remove(a);
+            // Annotations written asynchronously by controllers; an object left with none has none.
+            if let Some(Value::Object(a)) = o.get_mut("annotations") {
+                for m in MASKED_ANNOTATIONS {
+                    a.remove(m);
                 }
+                if a.is_empty() {
+                    o.remove("annotations");
+                }
+            }
+            // The real server orders the causes of a custom resource's schema violations by Go map iteration
+            // (random): causes are sorted, and the message's bracketed list with them.
+            if o.get("kind").and_then(Value::as_str) == Some("Status") {
+                sort_causes(o);
             }
             for (k, x) in o.iter_mut() {
                 if MASKED_KEYS.contains(&k.as_str()) && !x.is_null() && x != "" {
@@ -943,6 +952,46 @@ fn norm_value(v: &mut Value, n: &Norm, key: &str) {
         Value::String(s) => *s = norm_string(s, n),
         _ => {}
     }
+}
+
+/// Sorts `details.causes` by field and message, and the `[...]` list of the message in the same order when it is
+/// exactly the causes joined.
+fn sort_causes(status: &mut serde_json::Map<String, Value>) {
+    let Some(Value::Array(causes)) = status.get_mut("details").and_then(|d| d.get_mut("causes"))
+    else {
+        return;
+    };
+    let key = |c: &Value| {
+        let (f, m) = (
+            c["field"].as_str().unwrap_or(""),
+            c["message"].as_str().unwrap_or(""),
+        );
+        if f.is_empty() || m.starts_with(&format!("{f}: ")) {
+            m.to_string()
+        } else {
+            format!("{f}: {m}")
+        }
+    };
+    let mut items: Vec<String> = causes.iter().map(key).collect();
+    causes.sort_by_key(|c| (c["field"].as_str().unwrap_or("").to_string(), key(c)));
+    if items.len() < 2 {
+        return;
+    }
+    let Some(Value::String(msg)) = status.get_mut("message") else {
+        return;
+    };
+    let Some(open) = msg.find(": [") else {
+        return;
+    };
+    let inner = &msg[open + 3..msg.len().saturating_sub(1)];
+    if !msg.ends_with(']')
+        || inner.len() != items.iter().map(|i| i.len() + 2).sum::<usize>() - 2
+        || !items.iter().all(|i| inner.contains(i.as_str()))
+    {
+        return;
+    }
+    items.sort();
+    *msg = format!("{}: [{}]", &msg[..open], items.join(", "));
 }
 
 /// A JWT replaced by its claims, with what differs per mint masked.

@@ -317,6 +317,7 @@ metadata:
     )
 }
 
+// Sim-only: `podid up` runs kube-sim in-process and has no `--kube real` yet (issue 14).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documented_pod_identity_flow_end_to_end() {
     let test = "playground::the_documented_pod_identity_flow_end_to_end";

@@ -1,7 +1,8 @@
 //! `podid up`: start everything, report readiness, run the demo, and tear it all down again.
 //!
 //! Order of start: stale leftovers of crashed runs are removed; azure-sim and kube-sim start in this process on
-//! loopback, then the simulated kubelet (`podid-kubelet`, over kube-sim's public API); the CRDs and one Node
+//! loopback (with `--kube real`: etcd, kube-apiserver and kube-controller-manager as child processes on loopback,
+//! [`kube_real`]), then the simulated kubelet (`podid-kubelet`, over kube-sim's public API); the CRDs and one Node
 //! object per simulated VM are created; in netns mode each node
 //! gets its namespace and the relays that make the simulators reachable inside it; the pod machinery (scheduler +
 //! pod namespaces) starts; the controller starts as a child process in the host namespace (it only talks to the
@@ -52,6 +53,133 @@ const DEMO_CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 /// The kubelet must have listed nodes and pods within this.
 const KUBELET_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The playground's Kubernetes API server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KubeKind {
+    /// kube-sim, in this process.
+    Sim,
+    /// etcd + kube-apiserver + kube-controller-manager as child processes on loopback ($PODID_KUBE_BIN, else
+    /// target/tools/kube/<version>/bin beside this podid).
+    Real,
+}
+
+/// The running API server.
+enum KubeServer {
+    Sim(kube_sim::Handle),
+    Real(Box<kube_real::RealKube>),
+}
+
+/// What the rest of the playground needs of the API server.
+struct KubeInfo {
+    url: String,
+    addr: SocketAddr,
+    kubeconfig: PathBuf,
+    ca_pem: String,
+}
+
+/// Starts the API server `args` asks for; `extra_san` is the address node namespaces reach it on.
+async fn start_kube(
+    args: &UpArgs,
+    exe: &Path,
+    dir: &Path,
+    extra_san: &str,
+) -> anyhow::Result<(KubeServer, KubeInfo)> {
+    match args.kube {
+        KubeKind::Sim => {
+            let kube = kube_sim::start(kube_sim::Config {
+                listen: SocketAddr::from(([127, 0, 0, 1], args.kube_port)),
+                tls: true,
+                dir: Some(dir.join("kube")),
+                extra_sans: vec![extra_san.to_string()],
+                ..kube_sim::Config::default()
+            })
+            .await
+            .map_err(|e| kube_port_hint(e, args.kube_port, dir))?;
+            let info = KubeInfo {
+                url: kube.url.clone(),
+                addr: kube.addr,
+                kubeconfig: kube
+                    .kubeconfig
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("kube-sim wrote no kubeconfig"))?,
+                ca_pem: kube.ca_pem.clone().unwrap_or_default(),
+            };
+            Ok((KubeServer::Sim(kube), info))
+        }
+        KubeKind::Real => {
+            let bin = real_kube_bin(exe)?;
+            let real = kube_real::RealKube::start_with(kube_real::Options {
+                bin: Some(bin),
+                extra_sans: vec![extra_san.to_string()],
+                port: Some(args.kube_port),
+            })
+            .await
+            .map_err(|e| kube_port_hint(e, args.kube_port, dir))?;
+            // The admin kubeconfig, where users and the doctor look for it.
+            let kubeconfig = dir.join("kubeconfig");
+            real.write_kubeconfig(&kubeconfig, &real.url)?;
+            let info = KubeInfo {
+                url: real.url.clone(),
+                addr: real.addr(),
+                kubeconfig,
+                ca_pem: real.ca_pem.clone(),
+            };
+            Ok((KubeServer::Real(Box::new(real)), info))
+        }
+    }
+}
+
+/// Copies the kubeconfig `from` to `to` (private), its clusters pointing at `server` (another address of the same
+/// API server, in its certificate).
+fn kubeconfig_for_server(from: &Path, to: &Path, server: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut kc = kube::config::Kubeconfig::read_from(from)?;
+    for c in &mut kc.clusters {
+        if let Some(cluster) = c.cluster.as_mut() {
+            cluster.server = Some(server.to_string());
+        }
+    }
+    let text = serde_json::to_string_pretty(&kc)?;
+    let _ = std::fs::remove_file(to);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// The real control plane's binaries: `$PODID_KUBE_BIN`, else the newest `target/tools/kube/*/bin` above this
+/// podid (`target/debug/podid` → `target/tools/kube/<version>/bin`), else a message saying how to build them.
+fn real_kube_bin(exe: &Path) -> anyhow::Result<PathBuf> {
+    if let Ok(dir) = kube_real::binaries() {
+        return Ok(dir);
+    }
+    let tools = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|t| t.join("tools").join("kube"));
+    let mut found: Vec<PathBuf> = tools
+        .and_then(|t| std::fs::read_dir(t).ok())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|b| kube_real::binaries_in(b.clone()).is_ok())
+        .collect();
+    found.sort();
+    found.pop().ok_or_else(|| {
+        anyhow::anyhow!(
+            "--kube real needs etcd, kube-apiserver and kube-controller-manager: build them with \
+             scripts/ensure-kube.sh (needs Go; 10-15 minutes the first time, docs/real-kube.md) and export \
+             {}=<their directory>, or run ./scripts/up.sh --kube real, which does both",
+            kube_real::BIN_ENV
+        )
+    })
+}
+
 /// How pods are networked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Network {
@@ -76,9 +204,13 @@ pub struct UpArgs {
     /// The playground directory (kubeconfig, CAs, logs, state; default: $PODID_UP_DIR, else .podid/up).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// kube-sim's port on 127.0.0.1 (0 picks a free one).
+    /// The Kubernetes API server's port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 6443)]
     pub kube_port: u16,
+    /// Which Kubernetes API server: kube-sim in this process (starts in well under a second, needs nothing), or
+    /// a real etcd + kube-apiserver + kube-controller-manager built by scripts/ensure-kube.sh (docs/real-kube.md).
+    #[arg(long, value_enum, default_value = "sim")]
+    pub kube: KubeKind,
     /// How simulated pods are networked.
     #[arg(long, value_enum, default_value = "auto")]
     pub network: Network,
@@ -99,7 +231,7 @@ struct Running {
     agents: Vec<Proc>,
     controller: Option<Proc>,
     node_ns: Vec<Arc<NodeNs>>,
-    kube: Option<kube_sim::Handle>,
+    kube: Option<KubeServer>,
     azure: Option<azure_sim::Handle>,
 }
 
@@ -133,8 +265,10 @@ impl Running {
                 Err(_) => problems.push("a node namespace was still in use".into()),
             }
         }
-        if let Some(k) = self.kube.take() {
-            k.shutdown().await;
+        match self.kube.take() {
+            Some(KubeServer::Sim(k)) => k.shutdown().await,
+            Some(KubeServer::Real(k)) => k.shutdown().await,
+            None => {}
         }
         if let Some(a) = self.azure.take() {
             a.shutdown().await;
@@ -385,26 +519,14 @@ async fn start(
     running.azure = Some(azure);
 
     // --- Kubernetes.
-    let kube = kube_sim::start(kube_sim::Config {
-        listen: SocketAddr::from(([127, 0, 0, 1], args.kube_port)),
-        tls: true,
-        dir: Some(dir.join("kube")),
-        // The kubelet is podid-kubelet, below, speaking only the public API.
-        kubelet_dir: None,
-        extra_sans: vec![net::KUBE_API_IP.to_string()],
-        ..kube_sim::Config::default()
-    })
-    .await
-    .map_err(|e| kube_port_hint(e, args.kube_port, dir))?;
-    let kube_url = kube.url.clone();
-    let kube_addr = kube.addr;
-    let kubeconfig = kube
-        .kubeconfig
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("kube-sim wrote no kubeconfig"))?;
-    let kube_ca = kube.ca_pem.clone().unwrap_or_default();
-    let admin_token = kube.admin_token.clone();
-    running.kube = Some(kube);
+    let (server, info) = start_kube(args, exe, dir, &net::KUBE_API_IP.to_string()).await?;
+    running.kube = Some(server);
+    let KubeInfo {
+        url: kube_url,
+        addr: kube_addr,
+        kubeconfig,
+        ca_pem: kube_ca,
+    } = info;
     let azure_ca = running
         .azure
         .as_ref()
@@ -464,11 +586,10 @@ async fn start(
     let mut node_map = BTreeMap::new();
     let node_kubeconfig = dir.join("node-kubeconfig");
     if mode == NetMode::Netns {
-        kube_sim::tls::write_kubeconfig(
+        kubeconfig_for_server(
+            &kubeconfig,
             &node_kubeconfig,
             &format!("https://{}:443", net::KUBE_API_IP),
-            Some(&kube_ca),
-            &admin_token,
         )?;
     }
     for (i, n) in nodes.iter().enumerate() {
@@ -718,11 +839,15 @@ async fn start(
     };
     state::write_json(&state::state_path(dir), &state)?;
     let ready_ms = t0.elapsed().as_millis();
-    print_ready(&state, ready_ms, &vaults);
+    let kube_label = match args.kube {
+        KubeKind::Sim => "kube-sim    ",
+        KubeKind::Real => "kube (real) ",
+    };
+    print_ready(&state, ready_ms, &vaults, kube_label);
     Ok(state)
 }
 
-fn print_ready(state: &State, ready_ms: u128, vaults: &[String]) {
+fn print_ready(state: &State, ready_ms: u128, vaults: &[String], kube_label: &str) {
     let mode = match state.mode {
         NetMode::Netns => "network namespaces",
         NetMode::Loopback => "loopback addresses",
@@ -732,7 +857,7 @@ fn print_ready(state: &State, ready_ms: u128, vaults: &[String]) {
         state.nodes.len()
     );
     println!(
-        "  kube-sim     {}   (kubeconfig {})",
+        "  {kube_label} {}   (kubeconfig {})",
         state.kube_url,
         state.kubeconfig.display()
     );

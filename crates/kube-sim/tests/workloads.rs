@@ -1,6 +1,7 @@
 //! `apps/v1` and `batch/v1` through HTTP with kube-rs and kubectl: Deployment -> ReplicaSet -> pods with their
 //! labels and owners, a rollout on a template change, the scale subresource, deletion with each propagation
-//! policy, the apiserver's defaults, validation and printer columns.
+//! policy, StatefulSet ordinal pods, a Job to completion, the apiserver's defaults, validation and printer
+//! columns.
 //!
 //! The tests play the kubelet themselves where readiness matters (a `Ready` condition through `pods/status`).
 
@@ -75,6 +76,28 @@ async fn make_ready(pods: &Api<Pod>) {
     }
 }
 
+/// A simulator, an API of `K` and the pods API, both in `default`.
+async fn start_with<K>() -> (common::Sim, Api<K>, Api<Pod>)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    let sim = common::start().await;
+    let api = Api::namespaced(sim.client.clone(), "default");
+    let pods = Api::namespaced(sim.client.clone(), "default");
+    (sim, api, pods)
+}
+
+/// Create the Job `pi` (one pod that must not restart).
+async fn create_pi_job(jobs: &Api<Job>) -> Job {
+    let job: Job = serde_json::from_value(json!({"metadata": {"name": "pi"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "pi", "image": "perl"}]}}}}))
+    .expect("job");
+    jobs.create(&PostParams::default(), &job)
+        .await
+        .expect("job")
+}
+
 fn revision(o: &impl ResourceExt) -> String {
     o.annotations()
         .get("deployment.kubernetes.io/revision")
@@ -84,10 +107,8 @@ fn revision(o: &impl ResourceExt) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployment_rolls_out_replica_sets_and_pods() {
-    let sim = common::start().await;
-    let deploys: Api<Deployment> = Api::namespaced(sim.client.clone(), "default");
+    let (sim, deploys, pods) = start_with::<Deployment>().await;
     let sets: Api<ReplicaSet> = Api::namespaced(sim.client.clone(), "default");
-    let pods: Api<Pod> = Api::namespaced(sim.client.clone(), "default");
 
     let d = deploys
         .create(&PostParams::default(), &deployment("web", "nginx:1.27", 3))
@@ -238,17 +259,15 @@ async fn deployment_rolls_out_replica_sets_and_pods() {
         matches!(err, kube::Error::Api(ref s) if s.code == 422),
         "{err:?}"
     );
-    // Scaling the ReplicaSet directly works too (kubectl scale rs), and the controller puts it back.
+    // ReplicaSets serve their scale too (kubectl scale rs).
     let rs_scale = sets.get_scale(&new.name_any()).await.expect("rs scale");
     assert_eq!(rs_scale.spec.and_then(|s| s.replicas), Some(5));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_deployment_cascades_by_propagation_policy() {
-    let sim = common::start().await;
-    let deploys: Api<Deployment> = Api::namespaced(sim.client.clone(), "default");
+    let (sim, deploys, pods) = start_with::<Deployment>().await;
     let sets: Api<ReplicaSet> = Api::namespaced(sim.client.clone(), "default");
-    let pods: Api<Pod> = Api::namespaced(sim.client.clone(), "default");
 
     for (name, policy) in [
         ("bg", PropagationPolicy::Background),
@@ -335,15 +354,9 @@ async fn workload_validation_is_the_apiservers() {
         "Deployment.apps \"web\" is invalid: spec.selector: Invalid value: {\"matchLabels\":{\"app\":\"web\",\"tier\":\"x\"}}: field is immutable"
     );
 
-    // Jobs and CronJobs are served with their defaults (their controllers are not run).
+    // Jobs and CronJobs are served with their defaults.
     let jobs: Api<Job> = Api::namespaced(sim.client.clone(), "default");
-    let job: Job = serde_json::from_value(json!({"metadata": {"name": "pi"},
-        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "pi", "image": "perl"}]}}}}))
-    .expect("job");
-    let job = jobs
-        .create(&PostParams::default(), &job)
-        .await
-        .expect("job");
+    let job = create_pi_job(&jobs).await;
     let spec = serde_json::to_value(job.spec.as_ref().expect("spec")).expect("spec");
     let uid = job.uid().expect("uid");
     for (field, value) in [
@@ -533,4 +546,89 @@ async fn a_namespace_with_a_deployment_is_deleted() {
     })
     .await;
     assert!(gone, "the namespace stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateful_set_creates_ordinal_pods_in_order() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    let (_sim, sets, pods) = start_with::<StatefulSet>().await;
+    let set: StatefulSet = serde_json::from_value(json!({"metadata": {"name": "db"},
+        "spec": {"replicas": 2, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}},
+                "spec": {"containers": [{"name": "pg", "image": "postgres"}]}}}}))
+    .expect("statefulset");
+    let set = sets
+        .create(&PostParams::default(), &set)
+        .await
+        .expect("create");
+    let uid = set.uid().expect("uid");
+    let spec = serde_json::to_value(set.spec.as_ref().expect("spec")).expect("spec");
+    assert_eq!(spec["podManagementPolicy"], "OrderedReady");
+    // OrderedReady: db-1 waits for db-0 to be ready.
+    let first = wait_owned(&pods, &uid, 1).await.remove(0);
+    assert_eq!(first.name_any(), "db-0");
+    assert_eq!(first.labels()["statefulset.kubernetes.io/pod-name"], "db-0");
+    assert_eq!(
+        first.spec.as_ref().and_then(|s| s.hostname.as_deref()),
+        Some("db-0")
+    );
+    make_ready(&pods).await;
+    let second = wait_owned(&pods, &uid, 2).await;
+    assert!(second.iter().any(|p| p.name_any() == "db-1"));
+    make_ready(&pods).await;
+    let ready = eventually(WAIT, || async {
+        let s = sets
+            .get("db")
+            .await
+            .expect("get")
+            .status
+            .unwrap_or_default();
+        s.ready_replicas == Some(2) && s.current_revision.is_some()
+    })
+    .await;
+    assert!(ready, "statefulset status");
+    sets.delete("db", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let gone = eventually(WAIT, || async { owned_by(&pods, &uid).await.is_empty() }).await;
+    assert!(gone, "pods of a deleted statefulset stay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_runs_pods_until_they_succeed() {
+    let (_sim, jobs, pods) = start_with::<Job>().await;
+    let job = create_pi_job(&jobs).await;
+    let uid = job.uid().expect("uid");
+    let pod = wait_owned(&pods, &uid, 1).await.remove(0);
+    assert!(pod.name_any().starts_with("pi-"));
+    assert_eq!(pod.labels()["batch.kubernetes.io/job-name"], "pi");
+    // Play the kubelet of a container that exits 0.
+    pods.patch_status(
+        &pod.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"status": {"phase": "Succeeded"}})),
+    )
+    .await
+    .expect("pod status");
+    let complete = eventually(WAIT, || async {
+        let s = jobs
+            .get("pi")
+            .await
+            .expect("get")
+            .status
+            .unwrap_or_default();
+        s.succeeded == Some(1)
+            && s.completion_time.is_some()
+            && s.conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Complete" && c.status == "True")
+    })
+    .await;
+    assert!(complete, "{:?}", jobs.get("pi").await.expect("get").status);
+    assert_eq!(
+        owned_by(&pods, &uid).await.len(),
+        1,
+        "no pod after completion"
+    );
 }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::meta::str_at;
 use serde_json::{Map, Value, json};
 
 use kube_sim_machinery::gofmt::json_marshal;
@@ -68,12 +69,6 @@ pub fn template_hash(template: &Value) -> String {
 
 fn int_at(v: &Value, pointer: &str) -> i64 {
     v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
 }
 
 fn revision_of(rs: &Value) -> i64 {
@@ -181,7 +176,7 @@ pub fn new_replica_set(deploy: &Value, hash: &str, revision: i64, replicas: i64)
                 MAX_REPLICAS_ANNOTATION: (replicas + surge).to_string(),
                 REVISION_ANNOTATION: revision.to_string(),
             },
-            "ownerReferences": [super::controller_ref(deploy, "Deployment")],
+            "ownerReferences": [super::controller_ref(deploy, "apps/v1", "Deployment")],
         },
         "spec": spec,
     })

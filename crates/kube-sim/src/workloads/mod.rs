@@ -1,10 +1,10 @@
 //! The workload controllers of kube-controller-manager that kube-sim runs in-process: Deployment ->
-//! ReplicaSet -> Pod.
+//! ReplicaSet -> Pod, StatefulSet -> Pod, Job -> Pod.
 //!
-//! Model: one task watches Deployments, ReplicaSets and Pods in the store and marks the namespace of every
+//! Model: one task watches Deployments, ReplicaSets, StatefulSets, Jobs and Pods in the store and marks the namespace of every
 //! change dirty; each dirty namespace is then synced as a whole (Deployments first, then ReplicaSets), reading
 //! the store directly (always current, so no expectations are needed as upstream's informer caches do). The
-//! decisions are pure ([`deployment::plan`], [`replica_set::plan`]); this module only reads inputs and writes
+//! decisions are pure ([`deployment::plan`], [`replica_set::plan`], [`stateful_set::plan`], [`job::plan`]); this module only reads inputs and writes
 //! the outputs through the registry (and, for new pods, mutating admission first, as a controller's pod
 //! creation through the API gets), never through the verb layer. Every write is skipped by the store when it
 //! changes nothing, so a settled namespace produces no events and the loop goes quiet. A namespace whose sync
@@ -14,11 +14,13 @@
 //! their controller in `ownerReferences`, so Background, Foreground and Orphan propagation apply unchanged.
 //! Objects being deleted are left alone here.
 //!
-//! Not run: StatefulSet, DaemonSet, Job and CronJob controllers (those kinds are served and stored only), the
-//! adoption of orphaned ReplicaSets or pods that a selector matches, `progressDeadlineSeconds`.
+//! Not run: DaemonSet and CronJob controllers (those kinds are served and stored only), the adoption of
+//! orphaned ReplicaSets or pods that a selector matches, `progressDeadlineSeconds`.
 
 pub mod deployment;
+pub mod job;
 pub mod replica_set;
+pub mod stateful_set;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -36,10 +38,16 @@ use crate::resources::{ResKey, ResourceType};
 /// How often a namespace whose last sync failed is tried again.
 pub const RETRY_PERIOD: Duration = Duration::from_secs(1);
 
-/// The user the ReplicaSet controller creates pods as (what admission webhooks see).
-fn controller_user() -> User {
+/// The user a controller of `kind` creates pods as (what admission webhooks see), e.g.
+/// `system:serviceaccount:kube-system:replicaset-controller`.
+fn controller_user(kind: &str) -> User {
+    let controller = match kind {
+        "StatefulSet" => "statefulset-controller",
+        "Job" => "job-controller",
+        _ => "replicaset-controller",
+    };
     User {
-        name: "system:serviceaccount:kube-system:replicaset-controller".into(),
+        name: format!("system:serviceaccount:kube-system:{controller}"),
         uid: String::new(),
         groups: vec![
             "system:serviceaccounts".into(),
@@ -50,9 +58,20 @@ fn controller_user() -> User {
     }
 }
 
+/// What a pod-owning controller (ReplicaSet, StatefulSet, Job) decides for one owner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodPlan {
+    /// Pods to create (complete objects, with a name or a `generateName`).
+    pub create: Vec<Value>,
+    /// Pods to delete, by name.
+    pub delete: Vec<String>,
+    /// The owner's new status.
+    pub status: Value,
+}
+
 /// The `ownerReference` a controller writes on what it creates.
-pub fn controller_ref(owner: &Value, kind: &str) -> Value {
-    json!({"apiVersion": "apps/v1", "kind": kind, "name": meta_str(owner, "name"), "uid": meta_str(owner, "uid"),
+pub fn controller_ref(owner: &Value, api_version: &str, kind: &str) -> Value {
+    json!({"apiVersion": api_version, "kind": kind, "name": meta_str(owner, "name"), "uid": meta_str(owner, "uid"),
         "controller": true, "blockOwnerDeletion": true})
 }
 
@@ -70,9 +89,11 @@ fn deleting(obj: &Value) -> bool {
         .is_some_and(|v| !v.is_null())
 }
 
-const WATCHED: [(&str, &str); 3] = [
+const WATCHED: [(&str, &str); 5] = [
     ("apps", "deployments"),
     ("apps", "replicasets"),
+    ("apps", "statefulsets"),
+    ("batch", "jobs"),
     ("", "pods"),
 ];
 
@@ -98,10 +119,6 @@ pub async fn run(sim: Arc<Sim>) {
                 }
             }
         }
-        let [mut deployments, mut replica_sets, mut pods] = match <[_; 3]>::try_from(receivers) {
-            Ok(r) => r,
-            Err(_) => return,
-        };
         loop {
             for ns in std::mem::take(&mut dirty) {
                 failed.remove(&ns);
@@ -109,10 +126,10 @@ pub async fn run(sim: Arc<Sim>) {
                     failed.insert(ns);
                 }
             }
+            let next =
+                futures::future::select_all(receivers.iter_mut().map(|r| Box::pin(r.recv())));
             let event = tokio::select! {
-                e = deployments.recv() => e,
-                e = replica_sets.recv() => e,
-                e = pods.recv() => e,
+                (e, _, _) = next => e,
                 _ = retry.tick() => {
                     dirty.extend(failed.iter().cloned());
                     continue;
@@ -126,7 +143,7 @@ pub async fn run(sim: Arc<Sim>) {
                 Err(RecvError::Lagged(_) | RecvError::Closed) => continue 'subscribe,
             }
             // Take every change already queued before syncing.
-            for rx in [&mut deployments, &mut replica_sets, &mut pods] {
+            for rx in &mut receivers {
                 loop {
                     match rx.try_recv() {
                         Ok(change) => {
@@ -184,18 +201,33 @@ async fn sync_namespace(sim: &Arc<Sim>, ns: &str) -> bool {
         ok &= apply_deployment(sim, &deploy_rt, &rs_rt, &d, plan);
     }
     let replica_sets = list(sim, "apps", "replicasets", ns);
-    if replica_sets.is_empty() {
+    let stateful_sets = list(sim, "apps", "statefulsets", ns);
+    let jobs = list(sim, "batch", "jobs", ns);
+    if replica_sets.is_empty() && stateful_sets.is_empty() && jobs.is_empty() {
         return ok;
     }
     let pods = list(sim, "", "pods", ns);
-    for rs in &replica_sets {
-        let owned: Vec<&Value> = pods
-            .iter()
-            .filter(|p| controller_uid(p) == Some(meta_str(rs, "uid")))
+    let owned = |owner: &Value| -> Vec<&Value> {
+        pods.iter()
+            .filter(|p| controller_uid(p) == Some(meta_str(owner, "uid")))
             .map(|p| &**p)
-            .collect();
-        let plan = replica_set::plan(rs, &owned);
-        ok &= apply_replica_set(sim, &rs_rt, &pod_rt, rs, plan).await;
+            .collect()
+    };
+    for rs in &replica_sets {
+        let plan = replica_set::plan(rs, &owned(rs));
+        ok &= apply_pods(sim, &rs_rt, &pod_rt, rs, plan).await;
+    }
+    if let Some(set_rt) = resource_type(sim, "apps", "statefulsets") {
+        for set in &stateful_sets {
+            let plan = stateful_set::plan(set, &owned(set));
+            ok &= apply_pods(sim, &set_rt, &pod_rt, set, plan).await;
+        }
+    }
+    if let Some(job_rt) = resource_type(sim, "batch", "jobs") {
+        for job in &jobs {
+            let plan = job::plan(job, &owned(job), &crate::meta::now_rfc3339());
+            ok &= apply_pods(sim, &job_rt, &pod_rt, job, plan).await;
+        }
     }
     ok
 }
@@ -212,7 +244,7 @@ fn log_err<T>(what: &str, ns: &str, name: &str, res: crate::ApiResult<T>) -> boo
     }
 }
 
-/// Write a ReplicaSet or Deployment field through the registry (spec or status).
+/// Write a workload through the registry (spec and metadata, or only its status).
 fn write(
     sim: &Sim,
     rt: &ResourceType,
@@ -295,34 +327,34 @@ fn apply_deployment(
     ok
 }
 
-async fn apply_replica_set(
+async fn apply_pods(
     sim: &Arc<Sim>,
-    rs_rt: &ResourceType,
+    owner_rt: &ResourceType,
     pod_rt: &ResourceType,
-    rs: &Value,
-    plan: replica_set::Plan,
+    owner: &Value,
+    work: PodPlan,
 ) -> bool {
-    let ns = meta_str(rs, "namespace");
-    let name = meta_str(rs, "name");
+    let ns = meta_str(owner, "namespace");
+    let name = meta_str(owner, "name");
     let mut ok = true;
-    let user = controller_user();
-    for _ in 0..plan.create {
-        let res = create_pod(sim, pod_rt, &user, replica_set::pod_from_template(rs)).await;
+    let user = controller_user(&owner_rt.kind);
+    for pod in work.create {
+        let res = create_pod(sim, pod_rt, &user, pod).await;
         if !log_err("create a pod", ns, name, res) {
             // The next ones would fail alike; the retry comes back.
             ok = false;
             break;
         }
     }
-    for pod in &plan.delete {
+    for pod in &work.delete {
         let res = registry::delete_object(sim, pod_rt, ns, pod, &DeleteOpts::default());
         ok &= log_err("delete a pod", ns, pod, res);
     }
-    if rs.get("status") != Some(&plan.status) {
-        let res = write(sim, rs_rt, ns, name, true, &|rs| {
-            rs["status"] = plan.status.clone();
+    if owner.get("status") != Some(&work.status) {
+        let res = write(sim, owner_rt, ns, name, true, &|o| {
+            o["status"] = work.status.clone();
         });
-        ok &= log_err("write a ReplicaSet's status", ns, name, res);
+        ok &= log_err("write a status", ns, name, res);
     }
     ok
 }

@@ -7,24 +7,9 @@
 
 use std::cmp::Reverse;
 
+use super::PodPlan;
+use crate::meta::str_at;
 use serde_json::{Map, Value, json};
-
-/// What the controller does for one ReplicaSet.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
-    /// Pods to create from the template.
-    pub create: usize,
-    /// Pods to delete, by name.
-    pub delete: Vec<String>,
-    /// The ReplicaSet's new status.
-    pub status: Value,
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-}
 
 /// Whether a pod's `Ready` condition is True.
 pub fn pod_ready(pod: &Value) -> bool {
@@ -54,7 +39,7 @@ fn deletion_rank(pod: &Value) -> (bool, u8, bool, Reverse<String>, String) {
 }
 
 /// Decide for `rs` given the pods it controls (`pods`, none being deleted).
-pub fn plan(rs: &Value, pods: &[&Value]) -> Plan {
+pub fn plan(rs: &Value, pods: &[&Value]) -> PodPlan {
     let want = usize::try_from(
         rs.pointer("/spec/replicas")
             .and_then(Value::as_i64)
@@ -72,8 +57,8 @@ pub fn plan(rs: &Value, pods: &[&Value]) -> Plan {
             .map(|p| str_at(p, "/metadata/name").to_string())
             .collect();
     }
-    Plan {
-        create: want.saturating_sub(have),
+    PodPlan {
+        create: vec![pod_from_template(rs); want.saturating_sub(have)],
         delete,
         status: status(rs, pods),
     }
@@ -123,7 +108,7 @@ pub fn pod_from_template(rs: &Value) -> Value {
     let mut metadata = json!({
         "generateName": format!("{}-", str_at(rs, "/metadata/name")),
         "namespace": str_at(rs, "/metadata/namespace"),
-        "ownerReferences": [super::controller_ref(rs, "ReplicaSet")],
+        "ownerReferences": [super::controller_ref(rs, "apps/v1", "ReplicaSet")],
     });
     for k in ["labels", "annotations"] {
         if let Some(v) = template
@@ -158,7 +143,7 @@ mod tests {
     fn scale_up_creates_and_counts() {
         let a = pod("a", "t1", "n1", true);
         let p = plan(&rs(3), &[&a]);
-        assert_eq!(p.create, 2);
+        assert_eq!(p.create.len(), 2);
         assert!(p.delete.is_empty());
         assert_eq!(
             p.status,
@@ -178,7 +163,7 @@ mod tests {
         let unready = pod("unready", "t0", "n1", false);
         let pending = pod("pending", "t0", "", false);
         let p = plan(&rs(1), &[&old_ready, &new_ready, &unready, &pending]);
-        assert_eq!(p.create, 0);
+        assert!(p.create.is_empty());
         assert_eq!(p.delete, ["pending", "unready", "new"]);
     }
 

@@ -5,15 +5,15 @@
 //! resume, bookmarks and 410 Gone, label and field selectors, four patch types, status subresources, custom
 //! resources served dynamically from CustomResourceDefinitions with schema validation, the identity APIs
 //! (TokenRequest, TokenReview, SubjectAccessReview, OIDC discovery), RBAC authorisation of every request, mutating
-//! admission webhooks on pod creation, owner-reference garbage collection, and a small kubelet that gives pods an
-//! IP and writes their projected service-account tokens.
+//! admission webhooks on pod creation and owner-reference garbage collection. It runs no kubelet: pods are run
+//! over the public API by `podid-kubelet`, which serves a real API server alike.
 //!
 //! Layout: pure decisions live in sibling crates (`kube-sim-machinery` for selectors and patches,
 //! `kube-sim-auth` for RBAC and tokens, `kube-sim-schema` for CRD schemas and tables) and certificates in
 //! `sim-tls`; this crate owns the IO, in layers that call only downward: [`server`] (HTTP) -> [`api`] (the verbs,
 //! one module per family) -> [`registry`] (writes and after-write hooks, no HTTP type) -> [`store`] (objects,
 //! versions, change log, watch fan-out). Beside them: [`authn`] (who is calling), [`authz`] (RBAC),
-//! [`admission`], [`reviews`], and the background controllers [`gc`], [`kubelet`] and [`persist`], which write
+//! [`admission`], [`reviews`], and the background controllers [`gc`], [`workloads`] and [`persist`], which write
 //! through the registry and never call the verbs.
 //!
 //! Start one with [`start`]; the returned [`Handle`] tells the URL, the CA and the admin token, and stops the
@@ -26,7 +26,6 @@ pub mod authz;
 pub mod discovery;
 pub mod error;
 pub mod gc;
-pub mod kubelet;
 pub mod meta;
 pub mod persist;
 pub mod registry;
@@ -232,9 +231,6 @@ pub async fn start(config: Config) -> anyhow::Result<Handle> {
     ))];
     tasks.push(tokio::spawn(gc::run(sim.clone(), gc_rx)));
     tasks.push(tokio::spawn(workloads::run(sim.clone())));
-    if config.kubelet_dir.is_some() {
-        tasks.push(tokio::spawn(kubelet::run(sim.clone())));
-    }
     if config.persist {
         tasks.push(tokio::spawn(persist::run(sim.clone())));
     }

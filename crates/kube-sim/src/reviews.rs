@@ -311,35 +311,3 @@ pub fn token_request(sim: &Sim, ns: &str, sa_name: &str, body: Value) -> ApiResu
         "status": issued.token_request_status()
     }))
 }
-
-/// Mint a pod-bound token for a projected volume source (kubelet). Returns the token and its expiry.
-pub fn mint_for_pod(
-    sim: &Sim,
-    pod: &Value,
-    audiences: Vec<String>,
-    expiration_seconds: i64,
-) -> Result<(String, i64), String> {
-    let ns = crate::meta::str_at(pod, "/metadata/namespace");
-    let name = crate::meta::str_at(pod, "/metadata/name");
-    let sa = pod
-        .pointer("/spec/serviceAccountName")
-        .and_then(Value::as_str)
-        .unwrap_or("default");
-    let body = json!({"spec": {
-        "audiences": audiences,
-        "expirationSeconds": expiration_seconds,
-        "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": name, "uid": pod.pointer("/metadata/uid").cloned().unwrap_or(Value::Null)}
-    }});
-    let tr = token_request(sim, ns, sa, body).map_err(|e| e.message)?;
-    let token = tr
-        .pointer("/status/token")
-        .and_then(Value::as_str)
-        .ok_or("no token issued")?
-        .to_string();
-    let exp = tr
-        .pointer("/status/expirationTimestamp")
-        .and_then(Value::as_str)
-        .and_then(kube_sim_auth::time::parse_rfc3339)
-        .unwrap_or(crate::meta::now_unix() + expiration_seconds);
-    Ok((token, exp))
-}

@@ -257,10 +257,6 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// Extra DNS names / IPs for the serving certificate.
     pub extra_sans: Vec<String>,
-    /// The small kubelet: where to write projected token files (None = kubelet off).
-    pub kubelet_dir: Option<PathBuf>,
-    /// How often the kubelet refreshes projected tokens (it also refreshes at 80% of their lifetime).
-    pub kubelet_resync: Duration,
 }
 
 impl Default for Config {
@@ -278,8 +274,6 @@ impl Default for Config {
             limits: podid_serve::Limits::default(),
             bookmark_interval: Duration::from_secs(60),
             extra_sans: Vec::new(),
-            kubelet_dir: None,
-            kubelet_resync: Duration::from_secs(1),
         }
     }
 }

@@ -1,164 +1,16 @@
-//! Kubelet (IPs, Running, projected token files), owner-reference GC, namespace cascade, persistence, seeding.
+//! Owner-reference GC, namespace cascade, persistence, seeding (pods are run by podid-kubelet: its own tests).
 
 mod common;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use kube_sim::testkit::eventually;
-
-#[tokio::test]
-async fn kubelet_runs_pods_and_writes_projected_tokens() {
-    let kubelet = tempfile::tempdir().expect("kubelet dir");
-    let sim = common::start_with(kube_sim::Config {
-        kubelet_dir: Some(kubelet.path().to_path_buf()),
-        ..Default::default()
-    })
-    .await;
-    let nodes: Api<Node> = Api::all(sim.client.clone());
-    nodes
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(
-                json!({"metadata": {"name": "node-a"}, "spec": {"podCIDR": "10.244.7.0/24"},
-            "status": {"addresses": [{"type": "InternalIP", "address": "10.240.0.4"}]}}),
-            )
-            .expect("node"),
-        )
-        .await
-        .expect("node");
-    let pods: Api<Pod> = Api::namespaced(sim.client.clone(), "default");
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": "app"},
-        "spec": {"nodeName": "node-a", "containers": [{"name": "c", "image": "busybox"}],
-                 "volumes": [{"name": "azure-identity-token", "projected": {"sources": [
-                     {"serviceAccountToken": {"path": "azure-identity-token", "audience": "api://AzureADTokenExchange", "expirationSeconds": 3600}}]}}]}
-    }))
-    .expect("pod");
-    let created = pods
-        .create(&PostParams::default(), &pod)
-        .await
-        .expect("create");
-    let uid = created.uid().expect("uid");
-    let running = eventually(Duration::from_secs(10), || async {
-        pods.get("app")
-            .await
-            .ok()
-            .and_then(|p| p.status)
-            .is_some_and(|s| s.phase.as_deref() == Some("Running"))
-    })
-    .await;
-    assert!(running, "pod reached Running");
-    let st = pods.get("app").await.expect("get").status.expect("status");
-    assert_eq!(st.pod_ip.as_deref(), Some("10.244.7.2"));
-    assert_eq!(st.host_ip.as_deref(), Some("10.240.0.4"));
-    assert!(
-        st.conditions
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-    );
-
-    let token_path = kubelet.path().join(format!(
-        "pods/{uid}/volumes/kubernetes.io~projected/azure-identity-token/azure-identity-token"
-    ));
-    assert!(
-        eventually(Duration::from_secs(10), || async { token_path.exists() }).await,
-        "token file at {}",
-        token_path.display()
-    );
-    let token = std::fs::read_to_string(&token_path).expect("token");
-    let reviews: Api<k8s_openapi::api::authentication::v1::TokenReview> =
-        Api::all(sim.client.clone());
-    let review = reviews
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(
-                json!({"spec": {"token": token, "audiences": ["api://AzureADTokenExchange"]}}),
-            )
-            .expect("tr"),
-        )
-        .await
-        .expect("review");
-    let status = review.status.expect("status");
-    assert_eq!(status.authenticated, Some(true));
-    let extra = status.user.and_then(|u| u.extra).unwrap_or_default();
-    assert_eq!(
-        extra
-            .get("authentication.kubernetes.io/pod-name")
-            .map(|v| v[0].as_str()),
-        Some("app")
-    );
-    // The service-account volume the admission plugin added was written too.
-    let sa_vol = created
-        .spec
-        .expect("spec")
-        .volumes
-        .unwrap_or_default()
-        .into_iter()
-        .find(|v| v.name.starts_with("kube-api-access-"))
-        .expect("sa volume");
-    let dir = kubelet.path().join(format!(
-        "pods/{uid}/volumes/kubernetes.io~projected/{}",
-        sa_vol.name
-    ));
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            dir.join("token").exists()
-                && dir.join("ca.crt").exists()
-                && dir.join("namespace").exists()
-        })
-        .await
-    );
-    assert_eq!(
-        std::fs::read_to_string(dir.join("namespace")).expect("ns"),
-        "default"
-    );
-
-    // A second pod gets the next address; deleting the first removes its files.
-    let mut p2 = pod.clone();
-    p2.metadata.name = Some("app2".into());
-    pods.create(&PostParams::default(), &p2)
-        .await
-        .expect("second");
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            pods.get("app2")
-                .await
-                .ok()
-                .and_then(|p| p.status)
-                .and_then(|s| s.pod_ip)
-                .as_deref()
-                == Some("10.244.7.3")
-        })
-        .await
-    );
-    pods.delete("app", &DeleteParams::default())
-        .await
-        .expect("delete");
-    assert!(
-        eventually(Duration::from_secs(10), || async { !token_path.exists() }).await,
-        "files removed"
-    );
-    // After deletion the token no longer authenticates (bound pod gone).
-    let review = reviews
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(
-                json!({"spec": {"token": token, "audiences": ["api://AzureADTokenExchange"]}}),
-            )
-            .expect("tr"),
-        )
-        .await
-        .expect("review");
-    assert_ne!(review.status.expect("status").authenticated, Some(true));
-    sim.handle.shutdown().await;
-}
 
 #[tokio::test]
 async fn garbage_collection_and_namespace_cascade() {

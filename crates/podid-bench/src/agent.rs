@@ -3,7 +3,7 @@
 //!
 //! # The model
 //!
-//! The agent's node gets the pod CIDR 127.30.0.0/24, so kube-sim's kubelet gives the node's pods 127.30.0.x
+//! The agent's node gets the pod CIDR 127.30.0.0/24, so the kubelet (podid-kubelet) gives the node's pods 127.30.0.x
 //! addresses, all of which are local on `lo`. Every load connection is opened *from* a pod's address (the
 //! socket is bound to it before connecting), so on every request the agent does what it does on a node: find
 //! the calling pod by its source IP in its watch-fed index, decide which identity the pod may use, and answer

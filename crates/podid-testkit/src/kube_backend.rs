@@ -136,7 +136,6 @@ impl KubeBackend {
     ) -> anyhow::Result<KubeBackend> {
         let mut cfg = kube_sim::Config {
             dir: Some(dir),
-            kubelet_dir: None,
             ..kube_sim::Config::default()
         };
         if let Some(n) = watch_cache_size {

@@ -180,9 +180,6 @@ struct KubeSimArgs {
     /// Service-account token issuer URL (default: the server URL).
     #[arg(long)]
     service_account_issuer: Option<String>,
-    /// Run the small kubelet, writing projected volumes under this directory.
-    #[arg(long)]
-    kubelet_dir: Option<PathBuf>,
     /// Number of changes kept for watch resume; older resourceVersions get 410 Gone.
     #[arg(long, default_value_t = 100_000)]
     watch_cache_size: usize,
@@ -299,7 +296,6 @@ async fn run_kube_sim(
         watch_cache_size: args.watch_cache_size,
         bookmark_interval: Duration::from_secs(args.bookmark_interval_seconds.max(1)),
         extra_sans: args.tls_san,
-        kubelet_dir: args.kubelet_dir,
         limits: args.limits.limits(),
         ..kube_sim::Config::default()
     };

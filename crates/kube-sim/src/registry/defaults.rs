@@ -422,7 +422,18 @@ pub fn secret_write_defaults(obj: &mut Value) -> ApiResult<()> {
     Ok(())
 }
 
-/// Projected-volume paths must be relative and must not contain `..` (the apiserver's validation; the kubelet
+/// Whether a volume-relative path is safe to join under a volume directory: relative, non-empty, without `..`
+/// components or NUL bytes (what the apiserver's projected-volume validation enforces).
+fn safe_relative_path(p: &str) -> bool {
+    !p.is_empty()
+        && !p.starts_with('/')
+        && !p.contains('\0')
+        && std::path::Path::new(p)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
+/// Projected-volume paths must be relative and must not contain `..` (the apiserver's validation; a kubelet
 /// enforces it again before writing).
 fn projected_path_causes(pod: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
@@ -457,7 +468,7 @@ fn projected_path_causes(pod: &Value) -> Vec<Cause> {
                 }
             }
             for (field, p) in paths {
-                if !crate::kubelet::safe_relative_path(p) {
+                if !safe_relative_path(p) {
                     let field = format!("spec.volumes[{i}].projected.sources[{j}].{field}");
                     causes.push(Cause {
                         reason: "FieldValueInvalid".into(),

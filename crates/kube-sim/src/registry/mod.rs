@@ -3,7 +3,7 @@
 //!
 //! Everything here takes plain values (`&Sim`, a [`ResourceType`], JSON objects, [`DeleteOpts`]) and no HTTP
 //! type, so the verb layer ([`crate::api`]) and the background controllers ([`crate::gc`], [`crate::persist`],
-//! [`crate::kubelet`], bootstrap in [`crate::start`]) write through the same path:
+//! bootstrap in [`crate::start`]) write through the same path:
 //!
 //! - [`create`](mod@create): validate and complete a new object (type meta, namespace, name, generateName, uid, schema of
 //!   custom resources, defaults), then store it;

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 // === constants ===
 
-/// The node's pod CIDR: the testbed bridge is 10.244.0.1/24, and kube-sim's kubelet hands out .2 upwards.
+/// The node's pod CIDR: the testbed bridge is 10.244.0.1/24, and the kubelet hands out .2 upwards.
 pub const POD_CIDR: &str = "10.244.0.0/24";
 /// What pods call: the instance metadata address, redirected in the node namespace only.
 pub const METADATA: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(169, 254, 169, 254), 80);

@@ -115,8 +115,9 @@ async fn start_kube(
             })
             .await
             .map_err(|e| kube_port_hint(e, args.kube_port, dir))?;
-            // The admin kubeconfig, where users and the doctor look for it.
-            let kubeconfig = dir.join("kubeconfig");
+            // The admin kubeconfig where kube-sim writes its own.
+            std::fs::create_dir_all(dir.join("kube"))?;
+            let kubeconfig = dir.join("kube").join("kubeconfig");
             real.write_kubeconfig(&kubeconfig, &real.url)?;
             let info = KubeInfo {
                 url: real.url.clone(),

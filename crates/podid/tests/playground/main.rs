@@ -28,6 +28,7 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(90);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 use podid_playground::run::find_tool;
+use podid_testkit::Backend;
 use podid_testkit::tools::{find_kubectl, output_with_stdin, repo_root, report, skip_or_fail};
 
 fn prerequisites(test: &str) -> Option<(PathBuf, PathBuf)> {
@@ -76,7 +77,7 @@ struct Up {
 }
 
 impl Up {
-    async fn start(kubectl: PathBuf, python: PathBuf) -> Up {
+    async fn start(kubectl: PathBuf, python: PathBuf, backend: Backend) -> Up {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut child = tokio::process::Command::new(PODID)
             .args([
@@ -87,6 +88,8 @@ impl Up {
                 "0",
                 "--nodes",
                 "2",
+                "--kube",
+                &backend.to_string(),
             ])
             .arg("--dir")
             .arg(dir.path())
@@ -317,16 +320,17 @@ metadata:
     )
 }
 
-// Sim-only: `podid up` runs kube-sim in-process and has no `--kube real` yet (issue 14).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_documented_pod_identity_flow_end_to_end() {
-    let test = "playground::the_documented_pod_identity_flow_end_to_end";
-    let Some((kubectl, python)) = prerequisites(test) else {
+podid_testkit::both_backends!(the_documented_pod_identity_flow_end_to_end);
+
+/// `podid up` (`--kube sim`, or `--kube real`: etcd, kube-apiserver and kube-controller-manager) and the flow.
+async fn the_documented_pod_identity_flow_end_to_end(backend: Backend) {
+    let test = format!("playground::the_documented_pod_identity_flow_end_to_end::{backend}");
+    let Some((kubectl, python)) = prerequisites(&test) else {
         return;
     };
-    let up = Up::start(kubectl, python).await;
+    let up = Up::start(kubectl, python, backend).await;
     report(&format!(
-        "playground: podid up ready in {} ms (2 nodes as network namespaces)",
+        "playground: podid up --kube {backend} ready in {} ms (2 nodes as network namespaces)",
         up.ready_ms
     ));
     let (ok, nodes) = up.kubectl(&["get", "nodes", "-o", "name"], None);

@@ -1,6 +1,8 @@
-//! Mutating admission webhooks on pod CREATE.
+//! Mutating admission on pod CREATE: the built-in plugins, then the webhooks.
 //!
-//! Webhooks come from MutatingWebhookConfiguration objects, called in order of configuration name and then
+//! The apiserver's plugin order is kept: the ServiceAccount and DefaultTolerationSeconds plugins mutate the pod
+//! first, so a webhook sees the `kube-api-access-*` volume and the default tolerations; it does not see what the
+//! registry adds after admission (uid, status). Webhooks come from MutatingWebhookConfiguration objects, called in order of configuration name and then
 //! webhook order, as the apiserver does. A webhook is called when its rules match (operation CREATE, group "",
 //! version v1, resource pods, scope) and its namespaceSelector and objectSelector match. The call is a real
 //! `admission.k8s.io/v1` AdmissionReview over HTTPS, trusting `caBundle`; `service` references resolve through
@@ -17,7 +19,7 @@ use serde_json::{Value, json};
 use crate::Sim;
 use crate::authn::User;
 use crate::error::{ApiError, ApiResult};
-use crate::resources::ResKey;
+use crate::resources::{ResKey, ResourceType};
 use kube_sim_machinery::labels::LabelSelector;
 
 /// The apiserver's default webhook timeout.
@@ -65,20 +67,85 @@ pub fn selector_matches(
     }
 }
 
-/// Run the mutating webhooks for a pod being created; returns the (possibly patched) pod.
+/// A pod after mutating admission, and the webhooks' warnings for the client's `Warning` headers.
+pub struct AdmittedPod {
+    /// The (possibly patched) pod.
+    pub pod: Value,
+    /// Each webhook's `response.warnings`, in call order.
+    pub warnings: Vec<String>,
+}
+
+/// Admit a prepared pod: the built-in mutating plugins, the webhooks, then the decoding defaults and validation
+/// of the result (`registry::defaults::after_admission`).
+pub async fn admit_pod(
+    sim: &Sim,
+    rt: &ResourceType,
+    user: &User,
+    pod: Value,
+    dry_run: bool,
+) -> ApiResult<AdmittedPod> {
+    let mut admitted = admit_pod_create_with_warnings(sim, user, pod, dry_run).await?;
+    crate::registry::defaults::after_admission(sim, rt, &mut admitted.pod)?;
+    Ok(admitted)
+}
+
+/// The built-in mutating plugins and the webhooks for a pod being created; returns the (possibly patched) pod.
 pub async fn admit_pod_create(
+    sim: &Sim,
+    user: &User,
+    pod: Value,
+    dry_run: bool,
+) -> ApiResult<Value> {
+    Ok(admit_pod_create_with_warnings(sim, user, pod, dry_run)
+        .await?
+        .pod)
+}
+
+/// What the registry sets on a new pod after admission, taken out of the object the webhooks see and put back.
+fn take_registry_fields(pod: &mut Value) -> (Option<Value>, Option<Value>) {
+    let uid = pod
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .and_then(|m| m.remove("uid"));
+    // The webhook sees the empty status a decoded request has (Go writes the struct as `{}`).
+    let status = pod
+        .as_object_mut()
+        .and_then(|o| o.insert("status".into(), json!({})));
+    (uid, status)
+}
+
+async fn admit_pod_create_with_warnings(
     sim: &Sim,
     user: &User,
     mut pod: Value,
     dry_run: bool,
-) -> ApiResult<Value> {
+) -> ApiResult<AdmittedPod> {
+    crate::registry::defaults::builtin_pod_admission(sim, &mut pod)?;
+    let (uid, status) = take_registry_fields(&mut pod);
+    let (mut pod, warnings) = call_webhooks(sim, user, pod, dry_run).await?;
+    if let (Some(uid), Some(m)) = (uid, pod.get_mut("metadata").and_then(Value::as_object_mut)) {
+        m.insert("uid".into(), uid);
+    }
+    if let (Some(status), Some(o)) = (status, pod.as_object_mut()) {
+        o.insert("status".into(), status);
+    }
+    Ok(AdmittedPod { pod, warnings })
+}
+
+async fn call_webhooks(
+    sim: &Sim,
+    user: &User,
+    mut pod: Value,
+    dry_run: bool,
+) -> ApiResult<(Value, Vec<String>)> {
+    let mut warnings = Vec::new();
     let key = ResKey::new(
         "admissionregistration.k8s.io",
         "mutatingwebhookconfigurations",
     );
     let (configs, _, _) = sim.store.list(&key, None, None, None, None, &|_| true);
     if configs.is_empty() {
-        return Ok(pod);
+        return Ok((pod, warnings));
     }
     let ns = crate::meta::str_at(&pod, "/metadata/namespace").to_string();
     let ns_obj = sim.store.get(&ResKey::new("", "namespaces"), "", &ns);
@@ -124,14 +191,15 @@ pub async fn admit_pod_create(
                 )));
             }
             match call(sim, &wh, user, &pod, &ns, dry_run).await {
-                Ok(Outcome::Allowed(Some(patch))) => {
+                Ok(Outcome::Allowed(patch, more)) => {
+                    warnings.extend(more);
+                    let Some(patch) = patch else { continue };
                     pod = kube_sim_machinery::patch::json_patch(&pod, &patch).map_err(|e| {
                         ApiError::internal(format!(
                             "admission webhook \"{name}\" returned an invalid patch: {e}"
                         ))
                     })?;
                 }
-                Ok(Outcome::Allowed(None)) => {}
                 Ok(Outcome::Denied(code, msg)) => {
                     let mut e = ApiError::forbidden(format!(
                         "admission webhook \"{name}\" denied the request: {msg}"
@@ -156,11 +224,12 @@ pub async fn admit_pod_create(
             }
         }
     }
-    Ok(pod)
+    Ok((pod, warnings))
 }
 
 enum Outcome {
-    Allowed(Option<Value>),
+    /// Allowed, with an optional JSON patch and the webhook's warnings.
+    Allowed(Option<Value>, Vec<String>),
     Denied(u16, String),
 }
 
@@ -243,6 +312,14 @@ async fn call(
         .ok_or("webhook has no clientConfig")?;
     let (url, server_name) = resolve_url(sim, cc)?;
     let uid = uuid::Uuid::new_v4().to_string();
+    let mut user_info = user.to_json();
+    if user_info.get("extra").is_none() {
+        user_info["extra"] = json!({});
+    }
+    let mut options = json!({"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"});
+    if dry_run {
+        options["dryRun"] = json!(["All"]);
+    }
     let review = json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -255,11 +332,11 @@ async fn call(
             "name": pod.pointer("/metadata/name").cloned().unwrap_or(json!("")),
             "namespace": ns,
             "operation": "CREATE",
-            "userInfo": user.to_json(),
+            "userInfo": user_info,
             "object": pod,
             "oldObject": null,
             "dryRun": dry_run,
-            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
+            "options": options
         }
     });
     let timeout = wh
@@ -273,6 +350,11 @@ async fn call(
             .decode(b)
             .unwrap_or_default()
     });
+    // The apiserver's client sends (and its errors name) the timeout as a query parameter.
+    let url = format!(
+        "{url}{}timeout={timeout}s",
+        if url.contains('?') { '&' } else { '?' }
+    );
     let body = serde_json::to_vec(&review).map_err(|e| e.to_string())?;
     let resp = tokio::time::timeout(
         Duration::from_secs(timeout),
@@ -298,6 +380,10 @@ async fn call(
         let msg = crate::meta::str_at(r, "/status/message").to_string();
         return Ok(Outcome::Denied(code, msg));
     }
+    let warnings = strs(r.get("warnings"))
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     match (
         r.get("patchType").and_then(Value::as_str),
         r.get("patch").and_then(Value::as_str),
@@ -309,10 +395,10 @@ async fn call(
                 .map_err(|e| format!("patch is not base64: {e}"))?;
             let patch: Value =
                 serde_json::from_slice(&bytes).map_err(|e| format!("patch is not JSON: {e}"))?;
-            Ok(Outcome::Allowed(Some(patch)))
+            Ok(Outcome::Allowed(Some(patch), warnings))
         }
         (Some(other), Some(_)) => Err(format!("unsupported patch type {other:?}")),
-        (_, None) => Ok(Outcome::Allowed(None)),
+        (_, None) => Ok(Outcome::Allowed(None, warnings)),
         (None, Some(_)) => Err("patch given without patchType".into()),
     }
 }
@@ -347,7 +433,10 @@ async fn post(
         }
     );
     let tcp = tokio::net::TcpStream::connect(&addr).await.map_err(|e| {
-        format!("failed to call webhook: Post \"{url}\": dial tcp {addr}: connect: {e}")
+        format!(
+            "failed to call webhook: Post \"{url}\": dial tcp {addr}: connect: {}",
+            go_connect_error(&e)
+        )
     })?;
     let cfg = match ca {
         Some(pem) if !pem.is_empty() => {
@@ -400,6 +489,24 @@ async fn post(
         ));
     }
     Ok(bytes)
+}
+
+/// A connection error as Go's net package words it (`connection refused`), not Rust's
+/// `Connection refused (os error 111)`.
+fn go_connect_error(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        std::io::ErrorKind::TimedOut => "i/o timeout".into(),
+        _ => {
+            let text = e.to_string();
+            let text = text.split(" (os error").next().unwrap_or(&text).to_string();
+            let mut chars = text.chars();
+            match chars.next() {
+                Some(c) => c.to_lowercase().chain(chars).collect(),
+                None => text,
+            }
+        }
+    }
 }
 
 #[cfg(test)]

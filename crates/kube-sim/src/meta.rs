@@ -190,9 +190,45 @@ pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// Drop the metadata maps and lists that are empty (`labels: {}`, `finalizers: []`, ...): the apiserver's
+/// ObjectMeta omits them when empty, so they never come back from a write.
+pub fn drop_empty_metadata(obj: &mut Value) {
+    let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for key in [
+        "labels",
+        "annotations",
+        "finalizers",
+        "ownerReferences",
+        "managedFields",
+    ] {
+        let empty = match m.get(key) {
+            Some(Value::Object(o)) => o.is_empty(),
+            Some(Value::Array(a)) => a.is_empty(),
+            Some(Value::Null) => true,
+            _ => false,
+        };
+        if empty {
+            m.remove(key);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_metadata_collections_are_dropped() {
+        let mut obj = serde_json::json!({"metadata": {"name": "a", "labels": {}, "finalizers": [], "ownerReferences": [],
+            "annotations": {"k": "v"}}});
+        drop_empty_metadata(&mut obj);
+        assert_eq!(
+            obj,
+            serde_json::json!({"metadata": {"name": "a", "annotations": {"k": "v"}}})
+        );
+    }
 
     #[test]
     fn names() {

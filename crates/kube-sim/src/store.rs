@@ -395,6 +395,7 @@ impl Store {
             ));
         }
         let rv = inner.next_rv();
+        crate::meta::drop_empty_metadata(&mut obj);
         set_rv(&mut obj, rv);
         let obj = Arc::new(obj);
         inner.table(key).objects.insert(id, obj.clone());
@@ -443,6 +444,7 @@ impl Store {
             return Ok((current, false));
         };
         let rv = inner.next_rv();
+        crate::meta::drop_empty_metadata(&mut next);
         set_rv(&mut next, rv);
         let r = ObjRef {
             key: key.clone(),

@@ -18,10 +18,12 @@ struct Webhook {
     addr: std::net::SocketAddr,
     ca_pem: String,
     calls: Arc<AtomicUsize>,
+    /// Every AdmissionReview request received.
+    reviews: Arc<parking_lot::Mutex<Vec<Value>>>,
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
-/// An HTTPS webhook: adds a label and an env var; denies pods labelled `deny=yes`.
+/// An HTTPS webhook: adds a label, an env var and a volume, with a warning; denies pods labelled `deny=yes`.
 async fn serve_webhook() -> Webhook {
     common::install_crypto();
     let ca = kube_sim::tls::Ca::generate("webhook-test-ca").expect("ca");
@@ -44,6 +46,8 @@ async fn serve_webhook() -> Webhook {
     let calls = Arc::new(AtomicUsize::new(0));
     let (stop, mut stopped) = tokio::sync::oneshot::channel();
     let counter = calls.clone();
+    let reviews = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let received = reviews.clone();
     tokio::spawn(async move {
         loop {
             let (tcp, _) = tokio::select! {
@@ -52,6 +56,7 @@ async fn serve_webhook() -> Webhook {
             };
             let acceptor = acceptor.clone();
             let counter = counter.clone();
+            let received = received.clone();
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
@@ -59,6 +64,7 @@ async fn serve_webhook() -> Webhook {
                 let svc = hyper::service::service_fn(
                     move |req: http::Request<hyper::body::Incoming>| {
                         let counter = counter.clone();
+                        let received = received.clone();
                         async move {
                             counter.fetch_add(1, Ordering::SeqCst);
                             let body = req
@@ -69,6 +75,7 @@ async fn serve_webhook() -> Webhook {
                                 .unwrap_or_default();
                             let review: Value =
                                 serde_json::from_slice(&body).unwrap_or(Value::Null);
+                            received.lock().push(review["request"].clone());
                             let uid = review["request"]["uid"].clone();
                             let pod = &review["request"]["object"];
                             let response = if pod["metadata"]["labels"]["deny"] == "yes" {
@@ -81,12 +88,17 @@ async fn serve_webhook() -> Webhook {
                                 ops.push(json!({"op": "add", "path": "/metadata/labels/mutated-by", "value": "test-webhook"}));
                                 ops.push(json!({"op": "add", "path": "/spec/containers/0/env", "value": [{"name": "INJECTED", "value": review["request"]["namespace"]}]}));
                                 // A projected token volume as the workload-identity webhook writes it: no defaults.
-                                ops.push(json!({"op": "add", "path": "/spec/volumes", "value": [{"name": "azure-identity-token", "projected": {"sources": [
+                                let volume = json!({"name": "azure-identity-token", "projected": {"sources": [
                                     {"serviceAccountToken": {"path": "azure-identity-token", "audience": "api://AzureADTokenExchange"}},
-                                    {"downwardAPI": {"items": [{"path": "ns", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}]}}]}));
+                                    {"downwardAPI": {"items": [{"path": "ns", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}]}});
+                                if pod["spec"]["volumes"].is_array() {
+                                    ops.push(json!({"op": "add", "path": "/spec/volumes/-", "value": volume}));
+                                } else {
+                                    ops.push(json!({"op": "add", "path": "/spec/volumes", "value": [volume]}));
+                                }
                                 let patch = base64::engine::general_purpose::STANDARD
                                     .encode(serde_json::to_vec(&ops).unwrap_or_default());
-                                json!({"uid": uid, "allowed": true, "patchType": "JSONPatch", "patch": patch})
+                                json!({"uid": uid, "allowed": true, "patchType": "JSONPatch", "patch": patch, "warnings": ["mutated by the test webhook"]})
                             };
                             let out = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response});
                             Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(
@@ -105,6 +117,7 @@ async fn serve_webhook() -> Webhook {
         addr,
         ca_pem: ca.cert_pem.clone(),
         calls,
+        reviews,
         stop,
     }
 }
@@ -198,7 +211,8 @@ async fn mutating_webhook_patches_denies_and_obeys_failure_policy() {
     );
     assert_eq!(hook.calls.load(Ordering::SeqCst), 1);
     // The webhook's volume is defaulted as the apiserver defaults a patched object (kubectl describe reads these).
-    let injected = serde_json::to_value(&p.spec.as_ref().expect("spec").volumes).expect("json");
+    let volumes = serde_json::to_value(&p.spec.as_ref().expect("spec").volumes).expect("json");
+    let injected = &volumes.as_array().expect("volumes")[1..];
     assert_eq!(injected[0]["name"], "azure-identity-token");
     assert_eq!(injected[0]["projected"]["defaultMode"], 420);
     assert_eq!(
@@ -316,5 +330,122 @@ async fn webhook_selectors_and_service_references() {
         Some("test-webhook")
     );
     assert_eq!(hook.calls.load(Ordering::SeqCst), 1);
+    sim.handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn webhooks_run_after_the_builtin_plugins_and_their_warnings_reach_the_client() {
+    let sim = common::start_http().await;
+    let hook = serve_webhook().await;
+    let ca_b64 = base64::engine::general_purpose::STANDARD.encode(&hook.ca_pem);
+    let url = format!("https://127.0.0.1:{}/mutate", hook.addr.port());
+    let mut cfg = webhook_config(
+        "order",
+        json!({"url": url, "caBundle": ca_b64}),
+        "Fail",
+        json!({}),
+    );
+    // The apiserver's defaults are filled in on create.
+    cfg["webhooks"][0]
+        .as_object_mut()
+        .expect("webhook")
+        .remove("timeoutSeconds");
+    let (addr, token) = (sim.handle.addr, sim.handle.admin_token.clone());
+    let path = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations";
+    let body = serde_json::to_vec(&cfg).expect("json");
+    let (status, created) = common::raw(addr, &token, "POST", path, "application/json", body).await;
+    assert_eq!(status, 201, "{created}");
+    let wh = &created["webhooks"][0];
+    assert_eq!(
+        (
+            wh["matchPolicy"].as_str(),
+            wh["reinvocationPolicy"].as_str(),
+            wh["timeoutSeconds"].as_i64()
+        ),
+        (Some("Equivalent"), Some("Never"), Some(10))
+    );
+    assert_eq!(
+        (
+            wh["objectSelector"].clone(),
+            wh["rules"][0]["scope"].clone()
+        ),
+        (json!({}), json!("*"))
+    );
+
+    let pod_body = serde_json::to_vec(&pod("ordered", json!({"app": "x"}))).expect("json");
+    let pods = "/api/v1/namespaces/default/pods";
+    let (status, headers, created) =
+        common::raw_with_headers(addr, &token, "POST", pods, "application/json", pod_body).await;
+    assert_eq!(status, 201, "{created}");
+    let warnings: Vec<&str> = headers
+        .get_all("warning")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    assert_eq!(warnings, ["299 - \"mutated by the test webhook\""]);
+    let review = hook.reviews.lock().last().cloned().expect("a review");
+    let seen = &review["object"];
+    let volumes = seen["spec"]["volumes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        volumes.iter().any(|v| v["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("kube-api-access-"))),
+        "the ServiceAccount plugin ran first: {seen}"
+    );
+    let tolerations: Vec<&str> = seen["spec"]["tolerations"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|t| t["key"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        tolerations,
+        [
+            "node.kubernetes.io/not-ready",
+            "node.kubernetes.io/unreachable"
+        ]
+    );
+    assert!(
+        seen["metadata"].get("uid").is_none() && seen["status"] == json!({}),
+        "{seen}"
+    );
+    assert_eq!(review["userInfo"]["extra"], json!({}));
+    // The stored pod has what the registry adds after admission.
+    assert!(created["metadata"]["uid"].is_string());
+    assert_eq!(created["status"]["phase"], "Pending");
+    assert_eq!(created["spec"]["tolerations"][0]["tolerationSeconds"], 300);
+
+    // An unreachable webhook is named with the timeout the apiserver sends, in Go's words.
+    let _ = hook.stop.send(());
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let pod_body = serde_json::to_vec(&pod("refused", json!({}))).expect("json");
+    let (status, refused) =
+        common::raw(addr, &token, "POST", pods, "application/json", pod_body).await;
+    assert_eq!(status, 500, "{refused}");
+    let message = refused["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains(&format!("Post \"{url}?timeout=10s\"")),
+        "{message}"
+    );
+
+    // An invalid configuration is refused with the apiserver's causes.
+    let invalid = json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration", "metadata": {"name": "bad"},
+        "webhooks": [{"name": "noname", "admissionReviewVersions": ["v1"], "sideEffects": "Unknown", "clientConfig": {"url": "http://127.0.0.1:1/"}}]});
+    let (status, refused) = common::raw(
+        addr,
+        &token,
+        "POST",
+        path,
+        "application/json",
+        serde_json::to_vec(&invalid).expect("json"),
+    )
+    .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(
+        refused["details"]["causes"].as_array().map(Vec::len),
+        Some(3),
+        "{refused}"
+    );
     sim.handle.shutdown().await;
 }

@@ -1,4 +1,5 @@
-//! Create: validation and completion in the registry, mutating admission for pods, then the store write.
+//! Create: validation and completion in the registry, mutating admission for pods (built-in plugins, webhooks,
+//! their warnings as `Warning` headers), then the store write.
 
 use std::sync::Arc;
 
@@ -21,10 +22,12 @@ pub(crate) async fn create(
     super::check_unknown_fields(ctx, rt, &mut body)?;
     let mut obj = registry::prepare_create(sim, rt, ns, body, strict_of(ctx))?;
     if rt.group.is_empty() && rt.resource == "pods" {
-        obj = crate::admission::admit_pod_create(sim, &ctx.user, obj, dry_run(ctx)).await?;
-        registry::defaults::after_admission(sim, rt, &mut obj)?;
+        let admitted = crate::admission::admit_pod(sim, rt, &ctx.user, obj, dry_run(ctx)).await?;
+        ctx.warnings.lock().extend(admitted.warnings);
+        obj = admitted.pod;
     }
     if dry_run(ctx) {
+        crate::meta::drop_empty_metadata(&mut obj);
         return Ok(Arc::new(obj));
     }
     registry::store_create(sim, rt, obj)

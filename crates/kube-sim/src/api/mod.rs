@@ -19,6 +19,7 @@ pub mod watch;
 use std::sync::Arc;
 
 use http::{Method, Response};
+use serde_json::Value;
 
 use crate::Sim;
 use crate::authn::User;
@@ -154,8 +155,11 @@ async fn resource(sim: &Arc<Sim>, ctx: &Ctx, p: ResourcePath) -> ApiResult<Respo
                     Ok(read::object_response(ctx, &rt, code, &obj))
                 }
                 "delete" => {
-                    let (obj, code) = delete::delete(sim, ctx, &rt, ns, name)?;
-                    Ok(read::object_response(ctx, &rt, code, &obj))
+                    let (code, body) = delete::delete(sim, ctx, &rt, ns, name)?;
+                    if body.get("kind").and_then(Value::as_str) == Some("Status") {
+                        return Ok(json_response(code, &body));
+                    }
+                    Ok(read::object_response(ctx, &rt, code, &Arc::new(body)))
                 }
                 _ => Err(ApiError::method_not_allowed(
                     ctx.method.as_str(),

@@ -17,6 +17,10 @@ pub fn on_create(sim: &Sim, rt: &ResourceType, obj: &mut Value) -> ApiResult<()>
         super::workloads::on_create(&rt.resource, obj);
         return Ok(());
     }
+    if let Some(mutating) = super::webhook_config::kind_of(&rt.group, &rt.resource) {
+        super::webhook_config::defaults(mutating, obj);
+        return Ok(());
+    }
     if !rt.group.is_empty() {
         if rt.group == "apiextensions.k8s.io" && rt.resource == "customresourcedefinitions" {
             crd_status(obj)?;
@@ -78,6 +82,10 @@ pub fn on_create(sim: &Sim, rt: &ResourceType, obj: &mut Value) -> ApiResult<()>
 pub fn on_update(rt: &ResourceType, cur: &Value, next: &mut Value) -> ApiResult<()> {
     if matches!(rt.group.as_str(), "apps" | "batch") {
         super::workloads::defaults(&rt.resource, next);
+        return Ok(());
+    }
+    if let Some(mutating) = super::webhook_config::kind_of(&rt.group, &rt.resource) {
+        super::webhook_config::defaults(mutating, next);
         return Ok(());
     }
     if !rt.group.is_empty() {
@@ -484,15 +492,14 @@ fn projected_path_causes(pod: &Value) -> Vec<Cause> {
     causes
 }
 
-/// What the ServiceAccount admission plugin does after mutating webhooks ran: the service account must exist,
-/// and unless automount is off, a `kube-api-access-*` projected volume is added and mounted in every container.
+/// What the apiserver does with a pod after mutating admission: a webhook's patch is decoded with defaults, like
+/// the request body was, and the result is validated.
 pub fn after_admission(sim: &Sim, rt: &ResourceType, obj: &mut Value) -> ApiResult<()> {
+    let _ = sim;
     if !(rt.group.is_empty() && rt.resource == "pods") {
         return Ok(());
     }
-    let ns = crate::meta::str_at(obj, "/metadata/namespace").to_string();
     let name = crate::meta::str_at(obj, "/metadata/name").to_string();
-    // A webhook's patch is decoded with defaults, like the request body was.
     if obj.get("spec").is_some_and(Value::is_object) {
         pod_spec_defaults(&mut obj["spec"]);
     }
@@ -500,6 +507,65 @@ pub fn after_admission(sim: &Sim, rt: &ResourceType, obj: &mut Value) -> ApiResu
     if !causes.is_empty() {
         return Err(ApiError::invalid("Pod", "", &name, causes));
     }
+    Ok(())
+}
+
+/// The built-in mutating admission plugins a pod meets before the webhooks (the apiserver's plugin order:
+/// ServiceAccount, then DefaultTolerationSeconds, then MutatingAdmissionWebhook).
+pub fn builtin_pod_admission(sim: &Sim, obj: &mut Value) -> ApiResult<()> {
+    service_account_admission(sim, obj)?;
+    default_toleration_seconds(obj);
+    Ok(())
+}
+
+/// Seconds the DefaultTolerationSeconds plugin lets a pod stay on a not-ready or unreachable node.
+const DEFAULT_NOT_READY_TOLERATION_SECONDS: i64 = 300;
+
+/// The DefaultTolerationSeconds admission plugin: unless the pod already tolerates them, the
+/// `node.kubernetes.io/not-ready` and `node.kubernetes.io/unreachable` NoExecute taints for 300 s.
+pub fn default_toleration_seconds(obj: &mut Value) {
+    let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) else {
+        return;
+    };
+    let existing = spec
+        .get("tolerations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let tolerates = |key: &str| {
+        existing.iter().any(|t| {
+            let k = t.get("key").and_then(Value::as_str).unwrap_or("");
+            let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
+            (k == key || k.is_empty()) && (effect == "NoExecute" || effect.is_empty())
+        })
+    };
+    let mut added = Vec::new();
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        if !tolerates(key) {
+            added.push(json!({
+                "key": key,
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": DEFAULT_NOT_READY_TOLERATION_SECONDS,
+            }));
+        }
+    }
+    if added.is_empty() {
+        return;
+    }
+    let mut all = existing;
+    all.extend(added);
+    spec["tolerations"] = Value::Array(all);
+}
+
+/// The ServiceAccount admission plugin: the service account must exist, and unless automount is off, a
+/// `kube-api-access-*` projected volume is added and mounted in every container.
+fn service_account_admission(sim: &Sim, obj: &mut Value) -> ApiResult<()> {
+    let ns = crate::meta::str_at(obj, "/metadata/namespace").to_string();
+    let name = crate::meta::str_at(obj, "/metadata/name").to_string();
     let sa_name = obj
         .pointer("/spec/serviceAccountName")
         .and_then(Value::as_str)

@@ -11,6 +11,7 @@
 //!   and main resource apart, generation bumped on spec changes, no new finalizers while deleting);
 //! - [`delete`](mod@delete): preconditions, finalizers, Foreground/Background/Orphan propagation, namespace Terminating;
 //! - [`workloads`]: `apps/v1` and `batch/v1` defaults and validation (selectors, pod templates);
+//! - [`webhook_config`]: defaults and validation of mutating and validating webhook configurations;
 //! - [`validate`]: the built-in kinds' validation (pure, the apiserver's causes and wording); [`service`]: Service
 //!   defaults, cluster IP and node port allocation; [`unknown_fields`]: fields a built-in kind does not have;
 //! - the after-write hooks ([`after_write`], [`finish_write`]): garbage-collector events, the RBAC generation,
@@ -28,6 +29,7 @@ pub mod service;
 pub mod unknown_fields;
 pub mod update;
 pub mod validate;
+pub mod webhook_config;
 pub mod workloads;
 
 use std::sync::Arc;

@@ -232,7 +232,13 @@ pub fn update_with(
             .ok_or_else(|| ApiError::not_found(&rt.resource, &rt.group, name))?;
         let patched = apply(&cur)?;
         let next = next_for_update(rt, &cur, patched, status_only, strict, services_in_use)?;
-        return Ok(next.map(Arc::new).unwrap_or(cur));
+        // As the store would keep it (no empty labels, finalizers, ...).
+        return Ok(next
+            .map(|mut next| {
+                crate::meta::drop_empty_metadata(&mut next);
+                Arc::new(next)
+            })
+            .unwrap_or(cur));
     }
     let mut before = None;
     let (obj, removed) = sim.store.update(

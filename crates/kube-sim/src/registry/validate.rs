@@ -70,7 +70,10 @@ pub fn create_causes(group: &str, resource: &str, obj: &Value) -> Vec<Cause> {
         ("rbac.authorization.k8s.io", "roles") => rule_causes(obj, true),
         ("rbac.authorization.k8s.io", "clusterroles") => rule_causes(obj, false),
         ("apps" | "batch", _) => super::workloads::create_causes(resource, obj),
-        _ => Vec::new(),
+        _ => match super::webhook_config::kind_of(group, resource) {
+            Some(mutating) => super::webhook_config::causes(mutating, obj),
+            None => Vec::new(),
+        },
     }
 }
 

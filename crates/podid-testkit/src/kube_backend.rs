@@ -261,10 +261,4 @@ impl KubeBackend {
 }
 
 /// A client for `kubeconfig` (its current context).
-pub async fn client_for(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig).context("read kubeconfig")?;
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .context("kube config")?;
-    kube::Client::try_from(cfg).context("kube client")
-}
+pub use kube_real::client_for;

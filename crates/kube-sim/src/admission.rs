@@ -101,17 +101,24 @@ pub async fn admit_pod_create(
         .pod)
 }
 
+/// The metadata the registry sets on a new object after admission (`BeforeCreate`), which webhooks do not see.
+const REGISTRY_METADATA: [&str; 3] = ["uid", "creationTimestamp", "generation"];
+
 /// What the registry sets on a new pod after admission, taken out of the object the webhooks see and put back.
-fn take_registry_fields(pod: &mut Value) -> (Option<Value>, Option<Value>) {
-    let uid = pod
-        .get_mut("metadata")
-        .and_then(Value::as_object_mut)
-        .and_then(|m| m.remove("uid"));
+fn take_registry_fields(pod: &mut Value) -> (Vec<(&'static str, Value)>, Option<Value>) {
+    let mut taken = Vec::new();
+    if let Some(m) = pod.get_mut("metadata").and_then(Value::as_object_mut) {
+        for key in REGISTRY_METADATA {
+            if let Some(v) = m.remove(key) {
+                taken.push((key, v));
+            }
+        }
+    }
     // The webhook sees the empty status a decoded request has (Go writes the struct as `{}`).
     let status = pod
         .as_object_mut()
         .and_then(|o| o.insert("status".into(), json!({})));
-    (uid, status)
+    (taken, status)
 }
 
 async fn admit_pod_create_with_warnings(
@@ -121,10 +128,12 @@ async fn admit_pod_create_with_warnings(
     dry_run: bool,
 ) -> ApiResult<AdmittedPod> {
     crate::registry::defaults::builtin_pod_admission(sim, &mut pod)?;
-    let (uid, status) = take_registry_fields(&mut pod);
+    let (taken, status) = take_registry_fields(&mut pod);
     let (mut pod, warnings) = call_webhooks(sim, user, pod, dry_run).await?;
-    if let (Some(uid), Some(m)) = (uid, pod.get_mut("metadata").and_then(Value::as_object_mut)) {
-        m.insert("uid".into(), uid);
+    if let Some(m) = pod.get_mut("metadata").and_then(Value::as_object_mut) {
+        for (key, v) in taken {
+            m.insert(key.into(), v);
+        }
     }
     if let (Some(status), Some(o)) = (status, pod.as_object_mut()) {
         o.insert("status".into(), status);

@@ -241,12 +241,13 @@ impl ApiError {
         if self.details.is_some() || !self.causes.is_empty() || self.retry_after.is_some() {
             let mut details = serde_json::Map::new();
             if let Some(d) = &self.details {
+                // StatusDetails' fields are `omitempty`.
                 let (name, group, kind) = d.as_ref();
-                details.insert("name".into(), json!(name));
-                if !group.is_empty() {
-                    details.insert("group".into(), json!(group));
+                for (key, value) in [("name", name), ("group", group), ("kind", kind)] {
+                    if !value.is_empty() {
+                        details.insert(key.into(), json!(value));
+                    }
                 }
-                details.insert("kind".into(), json!(kind));
             }
             if !self.causes.is_empty() {
                 let causes: Vec<Value> = self

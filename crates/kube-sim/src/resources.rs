@@ -117,6 +117,23 @@ impl ResourceType {
         self.subresources.iter().find(|s| s.name == name)
     }
 
+    /// Whether objects of this type carry `metadata.generation` (their strategy sets it on create and bumps it on
+    /// spec changes): custom resources, CRDs, pods, workloads, webhook configurations; not ConfigMaps, Secrets,
+    /// ServiceAccounts, Namespaces, Services, RBAC objects...
+    pub fn tracks_generation(&self) -> bool {
+        self.crd.is_some()
+            || matches!(
+                self.group.as_str(),
+                "apps"
+                    | "batch"
+                    | "apiextensions.k8s.io"
+                    | "admissionregistration.k8s.io"
+                    | "policy"
+                    | "networking.k8s.io"
+            )
+            || (self.group.is_empty() && self.resource == "pods")
+    }
+
     /// `pods` or `azureidentities.aadpodidentity.k8s.io`.
     pub fn qualified(&self) -> String {
         crate::error::qualified(&self.resource, &self.group)

@@ -83,9 +83,12 @@ fn auth_err(kind: &str, group: &str, name: &str, e: AuthError) -> ApiError {
 }
 
 fn review_object(kind: &str, api_version: &str, body: &Value, status: Value) -> Value {
+    // The request's metadata is echoed; a zero creationTimestamp is left out (1.34 omits it).
     let mut meta = body.get("metadata").cloned().unwrap_or_else(|| json!({}));
-    if let Some(m) = meta.as_object_mut() {
-        m.insert("creationTimestamp".into(), Value::Null);
+    if let Some(m) = meta.as_object_mut()
+        && m.get("creationTimestamp").is_some_and(Value::is_null)
+    {
+        m.remove("creationTimestamp");
     }
     json!({"kind": kind, "apiVersion": api_version, "metadata": meta, "spec": body.get("spec").cloned().unwrap_or_else(|| json!({})), "status": status})
 }
@@ -183,7 +186,7 @@ pub fn handle_review(
             Ok(review_object(&rt.kind, &av, &body, r.to_status()))
         }
         "selfsubjectreviews" => Ok(json!({
-            "kind": "SelfSubjectReview", "apiVersion": av, "metadata": {"creationTimestamp": null},
+            "kind": "SelfSubjectReview", "apiVersion": av, "metadata": {"creationTimestamp": crate::meta::now_rfc3339()},
             "status": {"userInfo": user.to_json()}
         })),
         _ => Err(ApiError::no_route()),
@@ -306,7 +309,7 @@ pub fn token_request(sim: &Sim, ns: &str, sa_name: &str, body: Value) -> ApiResu
     Ok(json!({
         "kind": "TokenRequest",
         "apiVersion": "authentication.k8s.io/v1",
-        "metadata": {"name": sa_name, "namespace": ns, "creationTimestamp": crate::meta::now_rfc3339()},
+        "metadata": {"name": sa_name, "namespace": ns, "uid": crate::meta::str_at(&sa, "/metadata/uid"), "creationTimestamp": crate::meta::now_rfc3339()},
         "spec": spec_out,
         "status": issued.token_request_status()
     }))

@@ -367,6 +367,19 @@ impl Store {
         (out, more, rv)
     }
 
+    /// Count the objects a list would return after `after` (the rest of a paginated list without selectors).
+    pub fn count_after(
+        &self,
+        key: &ResKey,
+        ns: Option<&str>,
+        node: Option<&str>,
+        after: &(String, String),
+    ) -> usize {
+        self.list(key, ns, node, Some(after), None, &|_| true)
+            .0
+            .len()
+    }
+
     /// Count objects of a key.
     pub fn count(&self, key: &ResKey) -> usize {
         self.inner

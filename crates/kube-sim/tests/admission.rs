@@ -407,12 +407,17 @@ async fn webhooks_run_after_the_builtin_plugins_and_their_warnings_reach_the_cli
         ]
     );
     assert!(
-        seen["metadata"].get("uid").is_none() && seen["status"] == json!({}),
+        ["uid", "creationTimestamp", "generation"]
+            .iter()
+            .all(|k| seen["metadata"].get(k).is_none())
+            && seen["status"] == json!({}),
         "{seen}"
     );
     assert_eq!(review["userInfo"]["extra"], json!({}));
     // The stored pod has what the registry adds after admission.
     assert!(created["metadata"]["uid"].is_string());
+    assert!(created["metadata"]["creationTimestamp"].is_string());
+    assert_eq!(created["metadata"]["generation"], 1);
     assert_eq!(created["status"]["phase"], "Pending");
     assert_eq!(created["spec"]["tolerations"][0]["tolerationSeconds"], 300);
 

@@ -553,3 +553,50 @@ async fn unknown_fields_warn_by_default_and_fail_under_strict() {
         .await;
     assert_eq!(code, 400, "{status}");
 }
+
+#[tokio::test]
+async fn lists_deletes_and_list_options_answer_as_the_apiserver_does() {
+    let api = Api::start().await;
+    let cms = "/api/v1/namespaces/default/configmaps";
+    for name in ["a", "b", "c"] {
+        let cm = api
+            .created(
+                cms,
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {}}}),
+            )
+            .await;
+        // Kinds that track no generation have none; empty metadata maps are dropped.
+        assert!(cm["metadata"].get("generation").is_none(), "{cm}");
+        assert!(cm["metadata"].get("labels").is_none(), "{cm}");
+    }
+    // Items carry no kind; a page counts what is left (kube-root-ca.crt, a, b, c).
+    let (code, page) = api.get(&format!("{cms}?limit=2")).await;
+    assert_eq!(code, 200, "{page}");
+    assert!(page["items"][0].get("kind").is_none(), "{page}");
+    assert_eq!(page["metadata"]["remainingItemCount"], 2);
+    // resourceVersion=0 is served whole (the watch cache ignores limit).
+    let (_, all) = api.get(&format!("{cms}?limit=1&resourceVersion=0")).await;
+    assert_eq!(all["items"].as_array().map(Vec::len), Some(4), "{all}");
+    let (code, refused) = api.get(&format!("{cms}?resourceVersionMatch=Exact")).await;
+    assert_eq!(code, 422, "{refused}");
+    assert_eq!(
+        refused["message"],
+        "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
+    );
+    assert!(refused["details"].get("name").is_none(), "{refused}");
+    let (code, refused) = api.get(&format!("{cms}?continue=garbage")).await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        refused["message"],
+        "invalid continue token: continue key is not valid: invalid character '\\u0081' looking for beginning of value"
+    );
+    // A delete that removes the object answers a Status naming it.
+    let (code, deleted) = api
+        .call("DELETE", &format!("{cms}/a"), JSON, &Value::Null)
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(deleted["kind"], "Status");
+    assert_eq!(deleted["status"], "Success");
+    assert_eq!(deleted["details"]["name"], "a");
+    assert_eq!(deleted["details"]["kind"], "configmaps");
+}

@@ -148,7 +148,17 @@ pub(crate) fn delete_collection(
         let ins = meta_str(&item, "namespace").to_string();
         let name = meta_str(&item, "name").to_string();
         match delete_object(sim, rt, &ins, &name, &opts) {
-            Ok((obj, _)) => deleted.push((*obj).clone()),
+            Ok((obj, _)) => {
+                let mut obj = (*obj).clone();
+                // Items of a built-in kind's list carry no kind or apiVersion.
+                if rt.crd.is_none()
+                    && let Some(o) = obj.as_object_mut()
+                {
+                    o.remove("kind");
+                    o.remove("apiVersion");
+                }
+                deleted.push(obj);
+            }
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),
         }

@@ -10,6 +10,7 @@
 
 pub mod create;
 pub mod delete;
+pub mod list_options;
 pub mod nonresource;
 pub mod read;
 pub mod subresources;

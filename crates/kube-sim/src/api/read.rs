@@ -100,13 +100,29 @@ fn encode_continue(rv: u64, last: &Value) -> String {
 
 fn decode_continue(token: &str) -> ApiResult<ContinueToken> {
     use base64::Engine;
-    let bad = |why: &str| ApiError::bad_request(format!("continue key is not valid: {why}"));
-    let bytes = base64::engine::general_purpose::URL_SAFE
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    // Go's RawURLEncoding is not strict: trailing bits are ignored.
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let bad = |why: &str| {
+        ApiError::bad_request(format!(
+            "invalid continue token: continue key is not valid: {why}"
+        ))
+    };
+    let bytes = LENIENT
         .decode(token)
-        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token))
         .map_err(|_| bad("illegal base64 data"))?;
-    let v: Value = serde_json::from_slice(&bytes)
-        .map_err(|_| bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| {
+        bad(
+            &super::list_options::go_json_start_error(&bytes).unwrap_or_else(|| {
+                "incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into()
+            }),
+        )
+    })?;
     let rv = v
         .get("rv")
         .and_then(Value::as_u64)
@@ -153,6 +169,11 @@ impl Selectors {
         Ok(Selectors { labels, fields })
     }
 
+    /// Whether neither selector selects anything (every object matches).
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
+    }
+
     /// Whether an object matches both selectors.
     pub fn matches(&self, obj: &Value) -> bool {
         self.labels
@@ -180,7 +201,9 @@ pub(crate) fn list(
     rt: &ResourceType,
     ns: Option<&str>,
 ) -> ApiResult<Response<Body>> {
+    super::list_options::validate(ctx, false)?;
     let sel = Selectors::from_ctx(ctx, rt)?;
+    let rv_param = ctx.query.get("resourceVersion").unwrap_or("");
     let limit = match ctx.query.get("limit") {
         Some(l) if !l.is_empty() => Some(
             l.parse::<i64>()
@@ -194,14 +217,10 @@ pub(crate) fn list(
         Some(c) if !c.is_empty() => Some(decode_continue(c)?),
         _ => None,
     };
-    if let Some(rv) = ctx
-        .query
-        .get("resourceVersion")
-        .filter(|s| !s.is_empty() && *s != "0")
-    {
-        let rv: u64 = rv
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?;
+    // resourceVersion=0 is served from the apiserver's watch cache, which ignores limit on a first page.
+    let limit = limit.filter(|_| rv_param != "0" || cont.is_some());
+    if !rv_param.is_empty() && rv_param != "0" {
+        let rv = super::list_options::parse_resource_version(rv_param)?;
         if rv > sim.store.current_rv() {
             return Err(ApiError::gone(format!(
                 "Too large resource version: {rv}, current resource version: {}",
@@ -226,8 +245,23 @@ pub(crate) fn list(
     );
     let rv = cont.as_ref().map_or(rv, |c| c.rv.max(rv));
     let mut list_meta = json!({"resourceVersion": rv.to_string()});
+    if rt.crd.is_some() {
+        // Custom resource lists are unstructured: their ListMeta always has `continue`.
+        list_meta["continue"] = json!("");
+    }
     if more && let Some(last) = items.last() {
         list_meta["continue"] = json!(encode_continue(rv, last));
+        // Without selectors the apiserver counts what is left (etcd's count of the rest of the range).
+        if sel.is_empty() {
+            let start = (
+                crate::meta::str_at(last, "/metadata/namespace").to_string(),
+                crate::meta::str_at(last, "/metadata/name").to_string(),
+            );
+            let rest = sim
+                .store
+                .count_after(&rt.key(), ns, node.as_deref(), &start);
+            list_meta["remainingItemCount"] = json!(rest);
+        }
     }
     if wants_table(ctx) {
         let versioned: Vec<Arc<Value>> = items.iter().map(|o| for_version(rt, o)).collect();
@@ -251,8 +285,13 @@ pub(crate) fn list(
             out.push(b',');
         }
         let item = for_version(rt, item);
-        serde_json::to_writer(&mut out, item.as_ref())
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+        if rt.crd.is_some() {
+            // Custom resources are unstructured: their items keep kind and apiVersion.
+            serde_json::to_writer(&mut out, item.as_ref())
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        } else {
+            write_list_item(&mut out, &item)?;
+        }
     }
     out.extend_from_slice(b"]}");
     Response::builder()
@@ -261,7 +300,21 @@ pub(crate) fn list(
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 
-// === create ===
+/// Write one item of a built-in kind's list as the apiserver does: without `kind` and `apiVersion` (only the
+/// list has them).
+fn write_list_item(out: &mut Vec<u8>, item: &Value) -> ApiResult<()> {
+    use serde::Serializer;
+    let mut ser = serde_json::Serializer::new(out);
+    let result = match item {
+        Value::Object(fields) => ser.collect_map(
+            fields
+                .iter()
+                .filter(|(k, _)| k.as_str() != "kind" && k.as_str() != "apiVersion"),
+        ),
+        other => serde::Serialize::serialize(other, &mut ser),
+    };
+    result.map_err(|e| ApiError::internal(e.to_string()))
+}
 
 #[cfg(test)]
 mod tests {

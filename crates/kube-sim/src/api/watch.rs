@@ -55,6 +55,26 @@ fn gone_line(message: String) -> Bytes {
     event_line("ERROR", &ApiError::gone(message).to_status())
 }
 
+/// The event a watcher with a selector sees for a change: its type, and whether it carries the object's last
+/// matching state instead of the new one (an object that stops matching leaves the watch as DELETED with the
+/// state it was last seen in, as the apiserver's watch cache sends it). None: the watcher sees nothing.
+fn watch_event(
+    change: ChangeType,
+    matched_before: bool,
+    matches_now: bool,
+) -> Option<(&'static str, bool)> {
+    match change {
+        ChangeType::Added => matches_now.then_some(("ADDED", false)),
+        ChangeType::Deleted => (matches_now || matched_before).then_some(("DELETED", false)),
+        ChangeType::Modified => match (matched_before, matches_now) {
+            (true, true) => Some(("MODIFIED", false)),
+            (false, true) => Some(("ADDED", false)),
+            (true, false) => Some(("DELETED", true)),
+            (false, false) => None,
+        },
+    }
+}
+
 struct Watcher {
     sim: Arc<Sim>,
     rt: Arc<ResourceType>,
@@ -84,21 +104,16 @@ impl Watcher {
         }
         let now = self.sel.matches(&c.object);
         let before = c.previous.as_ref().is_some_and(|p| self.sel.matches(p));
-        let kind = match c.kind {
-            ChangeType::Added => now.then_some("ADDED"),
-            ChangeType::Deleted => (now || before).then_some("DELETED"),
-            ChangeType::Modified => match (before, now) {
-                (true, true) => Some("MODIFIED"),
-                (false, true) => Some("ADDED"),
-                (true, false) => Some("DELETED"),
-                (false, false) => None,
-            },
-        }?;
-        Some(event_line(kind, &self.render(&c.object)))
+        let (kind, last_matching) = watch_event(c.kind, before, now)?;
+        let object = match (last_matching, c.previous.as_ref()) {
+            (true, Some(previous)) => previous,
+            _ => &c.object,
+        };
+        Some(event_line(kind, &self.render(object)))
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
-        let mut meta = json!({"resourceVersion": rv.to_string(), "creationTimestamp": null});
+        let mut meta = json!({"resourceVersion": rv.to_string()});
         if initial_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
@@ -116,15 +131,13 @@ pub fn watch(
     ns: Option<&str>,
     _name: Option<&str>,
 ) -> ApiResult<Response<Body>> {
+    super::list_options::validate(ctx, true)?;
     let sel = Selectors::from_ctx(ctx, rt)?;
     let rv_param = ctx.query.get("resourceVersion").unwrap_or("");
     let send_initial = ctx.query.flag("sendInitialEvents");
     let from = match rv_param {
         "" | "0" => None,
-        s => Some(
-            s.parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?,
-        ),
+        s => Some(super::list_options::parse_resource_version(s)?),
     };
     let from = if send_initial { None } else { from };
     let timeout = ctx
@@ -248,5 +261,32 @@ async fn run(
             _ = &mut deadline => return,
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_object_leaving_the_selector_is_deleted_with_its_last_matching_state() {
+        assert_eq!(
+            watch_event(ChangeType::Modified, true, false),
+            Some(("DELETED", true))
+        );
+        assert_eq!(
+            watch_event(ChangeType::Modified, false, true),
+            Some(("ADDED", false))
+        );
+        assert_eq!(
+            watch_event(ChangeType::Modified, true, true),
+            Some(("MODIFIED", false))
+        );
+        assert_eq!(watch_event(ChangeType::Modified, false, false), None);
+        assert_eq!(
+            watch_event(ChangeType::Deleted, true, false),
+            Some(("DELETED", false))
+        );
+        assert_eq!(watch_event(ChangeType::Added, false, false), None);
     }
 }

@@ -118,7 +118,11 @@ pub fn prepare_create(
         let m = metadata_mut(&mut obj);
         m.insert("uid".into(), json!(meta::new_uid()));
         m.insert("creationTimestamp".into(), json!(meta::now_rfc3339()));
-        m.insert("generation".into(), json!(1));
+        if rt.tracks_generation() {
+            m.insert("generation".into(), json!(1));
+        } else {
+            m.remove("generation");
+        }
         m.remove("resourceVersion");
         m.remove("deletionTimestamp");
         m.remove("deletionGracePeriodSeconds");

@@ -167,7 +167,7 @@ fn next_for_update(
             }],
         ));
     }
-    if strip_for_compare(&next) != strip_for_compare(cur) {
+    if rt.tracks_generation() && strip_for_compare(&next) != strip_for_compare(cur) {
         let g = cur
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)

@@ -49,8 +49,25 @@ fn duplicate(field: &str, value: &str) -> Cause {
     }
 }
 
+/// `field.NotSupported(path, value, supported)` of a string.
+pub(crate) fn not_supported(field: &str, value: &str, supported: &[&str]) -> Cause {
+    let list = supported
+        .iter()
+        .map(|s| go_quote(s))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Cause {
+        reason: "FieldValueNotSupported".into(),
+        message: format!(
+            "{field}: Unsupported value: {}: supported values: {list}",
+            go_quote(value)
+        ),
+        field: field.into(),
+    }
+}
+
 /// `field.Forbidden(path, detail)`.
-fn forbidden(field: &str, detail: &str) -> Cause {
+pub(crate) fn forbidden(field: &str, detail: &str) -> Cause {
     Cause {
         reason: "FieldValueForbidden".into(),
         message: format!("{field}: Forbidden: {detail}"),

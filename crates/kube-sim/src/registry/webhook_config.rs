@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::validate::{invalid, required};
+use super::validate::{invalid, not_supported, required};
 use crate::error::Cause;
 use kube_sim_machinery::gofmt::go_quote;
 
@@ -58,23 +58,6 @@ pub fn defaults(mutating: bool, obj: &mut Value) {
         if let Some(svc) = hook.pointer_mut("/clientConfig/service") {
             default_if_unset(svc, "port", json!(DEFAULT_SERVICE_PORT));
         }
-    }
-}
-
-/// `field.NotSupported(path, value, supported)`.
-fn not_supported(field: &str, value: &str, supported: &[&str]) -> Cause {
-    let list = supported
-        .iter()
-        .map(|s| go_quote(s))
-        .collect::<Vec<_>>()
-        .join(", ");
-    Cause {
-        reason: "FieldValueNotSupported".into(),
-        message: format!(
-            "{field}: Unsupported value: {}: supported values: {list}",
-            go_quote(value)
-        ),
-        field: field.into(),
     }
 }
 

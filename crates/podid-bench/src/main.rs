@@ -63,6 +63,13 @@ enum What {
         /// Idle window for the ARM-call count, seconds.
         #[arg(long, default_value_t = 12)]
         idle_seconds: u64,
+        /// The Kubernetes API of the large-cluster figures: `sim` (kube-sim) or `real` (etcd + kube-apiserver +
+        /// kube-controller-manager from $PODID_KUBE_BIN, scripts/ensure-kube.sh).
+        #[arg(long, default_value = "sim")]
+        kube: String,
+        /// Only the large-cluster figures (skip the planner and the 40-pod batching runs).
+        #[arg(long)]
+        large_only: bool,
     },
     /// The playground: `podid up --demo --exit` start-to-ready and pod-creation-to-first-token times.
     Up {
@@ -128,12 +135,23 @@ fn main() -> anyhow::Result<()> {
             patch_seconds,
             pods,
             idle_seconds,
+            kube,
+            large_only,
         } => {
-            controller::planner();
+            let backend = match kube.as_str() {
+                "sim" => podid_testkit::Backend::Sim,
+                "real" => podid_testkit::Backend::Real,
+                other => anyhow::bail!("--kube must be sim or real, not {other}"),
+            };
+            if !large_only {
+                controller::planner();
+            }
             rt.block_on(async {
-                controller::forty_pods(0).await?;
-                controller::forty_pods(patch_seconds.min(120) * 1000).await?;
-                controller::large(pods.min(20_000), idle_seconds.clamp(2, 60)).await
+                if !large_only {
+                    controller::forty_pods(0).await?;
+                    controller::forty_pods(patch_seconds.min(120) * 1000).await?;
+                }
+                controller::large(pods.min(20_000), idle_seconds.clamp(2, 60), backend).await
             })
         }
         What::Agent {

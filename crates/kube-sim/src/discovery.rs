@@ -84,7 +84,10 @@ fn resource_entries(t: &ResourceType) -> Vec<Value> {
     if !t.categories.is_empty() {
         main["categories"] = json!(t.categories);
     }
-    main["storageVersionHash"] = json!(storage_hash(t));
+    // Kinds that are never stored (the create-only reviews) have no storage version hash.
+    if t.verbs != ["create"] {
+        main["storageVersionHash"] = json!(storage_hash(t));
+    }
     out.push(main);
     for s in &t.subresources {
         let kind = if s.kind.is_empty() {
@@ -134,9 +137,12 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
     } else {
         format!("{group}/{version}")
     };
-    Some(
-        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
-    )
+    let mut list = json!({"kind": "APIResourceList", "groupVersion": gv, "resources": resources});
+    // The legacy /api/v1 list carries no apiVersion; the groups' lists do.
+    if !group.is_empty() {
+        list["apiVersion"] = json!("v1");
+    }
+    Some(list)
 }
 
 /// Media type of aggregated discovery v2.

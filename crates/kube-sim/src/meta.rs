@@ -53,6 +53,15 @@ fn is_dns1123_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
+/// One dot-separated part of an RFC 1123 subdomain (`[a-z0-9]([-a-z0-9]*[a-z0-9])?`, any length).
+fn is_subdomain_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
 /// Validate `metadata.name` for a kind. Namespaces (and nodes' names are subdomains) follow DNS-1123 rules.
 pub fn validate_name(kind: &str, name: &str) -> Vec<Cause> {
     let mut causes = Vec::new();
@@ -70,7 +79,8 @@ pub fn validate_name(kind: &str, name: &str) -> Vec<Cause> {
         "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding" => {
             name != "." && name != ".." && !name.contains('/') && !name.contains('%')
         }
-        _ => name.len() <= MAX_NAME_LEN && name.split('.').all(is_dns1123_label),
+        // A subdomain's segments are not limited to 63 characters (only the whole name, to 253).
+        _ => name.len() <= MAX_NAME_LEN && name.split('.').all(is_subdomain_segment),
     };
     if !ok {
         let rule = if matches!(kind, "Namespace" | "Service") {
@@ -234,6 +244,8 @@ mod tests {
     fn names() {
         assert!(validate_name("Pod", "web-1").is_empty());
         assert!(validate_name("Pod", "a.b.c").is_empty());
+        assert!(validate_name("ConfigMap", &"a".repeat(253)).is_empty());
+        assert!(!validate_name("ConfigMap", &"a".repeat(254)).is_empty());
         assert!(!validate_name("Pod", "Web").is_empty());
         assert!(!validate_name("Namespace", "a.b").is_empty());
         assert!(validate_name("ClusterRole", "system:controller:x").is_empty());

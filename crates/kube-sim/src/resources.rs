@@ -20,6 +20,18 @@ pub const ALL_VERBS: &[&str] = &[
     "watch",
 ];
 
+/// Verbs of custom resources, in the order the apiextensions server advertises them.
+pub const CUSTOM_RESOURCE_VERBS: &[&str] = &[
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "create",
+    "update",
+    "watch",
+];
+
 /// Storage identity of a resource: the group and the plural (versions share storage).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ResKey {
@@ -512,10 +524,17 @@ fn builtin_type(def: &Builtin) -> ResourceType {
         short_names: def.short.iter().map(|s| s.to_string()).collect(),
         categories: if def.all {
             vec!["all".to_string()]
+        } else if def.group == "admissionregistration.k8s.io" {
+            vec!["api-extensions".to_string()]
         } else {
             Vec::new()
         },
-        verbs: ALL_VERBS.to_vec(),
+        // Namespaces are deleted one by one (through Terminating): no deletecollection.
+        verbs: ALL_VERBS
+            .iter()
+            .copied()
+            .filter(|v| !(def.resource == "namespaces" && *v == "deletecollection"))
+            .collect(),
         subresources,
         crd: None,
     }
@@ -712,7 +731,7 @@ pub fn crd_types(crd: &Value) -> Result<Vec<ResourceType>, String> {
             namespaced,
             short_names: short_names.clone(),
             categories: categories.clone(),
-            verbs: ALL_VERBS.to_vec(),
+            verbs: CUSTOM_RESOURCE_VERBS.to_vec(),
             subresources,
             crd: Some(CrdInfo {
                 schema,

@@ -111,15 +111,9 @@ pub fn handle_review(
         "tokenreviews" => {
             let token = spec.get("token").and_then(Value::as_str).unwrap_or("");
             if token.is_empty() {
-                return Err(ApiError::invalid(
-                    "TokenReview",
-                    "authentication.k8s.io",
-                    "",
-                    vec![Cause {
-                        reason: "FieldValueRequired".into(),
-                        message: "spec.token: Required value".into(),
-                        field: "spec.token".into(),
-                    }],
+                // The TokenReview REST refuses it before validation, as a 400.
+                return Err(ApiError::bad_request(
+                    "token is required for TokenReview in authentication",
                 ));
             }
             let auds: Vec<String> = spec
@@ -162,9 +156,21 @@ pub fn handle_review(
             if rt.resource == "localsubjectaccessreviews" {
                 let want = ns.unwrap_or("");
                 if attrs.namespace() != want {
-                    return Err(ApiError::bad_request(format!(
-                        "spec.resourceAttributes.namespace must match namespace: {want}"
-                    )));
+                    // The apiserver's Invalid error names an empty kind here (`.authorization.k8s.io ""`).
+                    let field = "spec.resourceAttributes.namespace";
+                    return Err(ApiError::invalid(
+                        "",
+                        "authorization.k8s.io",
+                        "",
+                        vec![Cause {
+                            reason: "FieldValueInvalid".into(),
+                            message: format!(
+                                "{field}: Invalid value: {}: must match metadata.namespace",
+                                kube_sim_machinery::gofmt::go_quote(attrs.namespace())
+                            ),
+                            field: field.into(),
+                        }],
+                    ));
                 }
             }
             let d = kube_sim_auth::authorize(&attrs, crate::authz::rbac_snapshot(sim).as_ref());

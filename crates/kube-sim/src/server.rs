@@ -408,10 +408,7 @@ pub fn parse_body(ctx: &Ctx) -> ApiResult<Value> {
             };
             let out = decode_k8s_protobuf(&ctx.body).map_err(|e| match e {
                 ProtobufError::UnsupportedKind { .. } => {
-                    let mut err = ApiError::unsupported_media_type(
-                        &ct,
-                        &["application/json", "application/yaml"],
-                    );
+                    let mut err = ApiError::unsupported_media_type(BODY_MEDIA_TYPES);
                     err.message =
                         format!("{e}; kube-sim decodes protobuf for common built-in kinds only");
                     err
@@ -426,15 +423,17 @@ pub fn parse_body(ctx: &Ctx) -> ApiResult<Value> {
             }
             out.object
         }
-        other => {
-            return Err(ApiError::unsupported_media_type(
-                other,
-                &["application/json", "application/yaml"],
-            ));
-        }
+        _ => return Err(ApiError::unsupported_media_type(BODY_MEDIA_TYPES)),
     };
     Ok(v)
 }
+
+/// The body media types the apiserver names in a 415 (kube-sim decodes protobuf for common kinds only).
+const BODY_MEDIA_TYPES: &[&str] = &[
+    "application/json",
+    "application/yaml",
+    "application/vnd.kubernetes.protobuf",
+];
 
 #[cfg(test)]
 mod tests {

@@ -346,14 +346,11 @@ async fn errors_carry_status_details() {
         )
         .await;
     assert_eq!(code, 409);
-    assert_eq!(
-        status["details"],
-        json!({"name": "c", "kind": "configmaps"})
-    );
+    assert_eq!(status["details"], json!({"name": "c", "kind": "ConfigMap"}));
     assert!(
         status["message"]
             .as_str()
-            .is_some_and(|m| m.starts_with("Operation cannot be fulfilled on configmaps \"c\": Precondition failed: UID in precondition: other")),
+            .is_some_and(|m| m.starts_with("Operation cannot be fulfilled on ConfigMap \"c\": the UID in the precondition (other) does not match the UID in record (")),
         "{status}"
     );
     let (_, status) = api
@@ -599,4 +596,93 @@ async fn lists_deletes_and_list_options_answer_as_the_apiserver_does() {
     assert_eq!(deleted["status"], "Success");
     assert_eq!(deleted["details"]["name"], "a");
     assert_eq!(deleted["details"]["kind"], "configmaps");
+}
+
+#[tokio::test]
+async fn error_answers_use_the_apiservers_words() {
+    let api = Api::start().await;
+    let cms = "/api/v1/namespaces/default/configmaps";
+    api.created(
+        cms,
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "e"}}),
+    )
+    .await;
+    let (code, s) = api.call("PUT", cms, JSON, &json!({})).await;
+    assert_eq!(
+        (code, s["message"].as_str()),
+        (
+            405,
+            Some("the server does not allow this method on the requested resource")
+        )
+    );
+    let (code, s) = api
+        .call("PATCH", &format!("{cms}/e"), "text/plain", &json!({}))
+        .await;
+    assert_eq!(
+        (code, s["message"].as_str()),
+        (415, Some("415: Unsupported Media Type"))
+    );
+    let (code, s) = api
+        .call(
+            "PATCH",
+            &format!("{cms}/e"),
+            "application/json-patch+json",
+            &json!({"op": "add"}),
+        )
+        .await;
+    assert_eq!(code, 400, "{s}");
+    assert_eq!(
+        s["message"],
+        "error decoding patch: json: cannot unmarshal object into Go value of type []handlers.jsonPatchOp"
+    );
+    let test_fails = json!([{"op": "test", "path": "/data/x", "value": "y"}]);
+    let (code, s) = api
+        .call(
+            "PATCH",
+            &format!("{cms}/e"),
+            "application/json-patch+json",
+            &test_fails,
+        )
+        .await;
+    assert_eq!(code, 422);
+    assert_eq!(
+        s["message"],
+        "the server rejected our request due to an error in our request"
+    );
+    assert!(s.get("details").is_none(), "{s}");
+    let (code, s) = api
+        .post(
+            &format!("{cms}?fieldValidation=Sometimes"),
+            json!({"metadata": {"name": "fv"}}),
+        )
+        .await;
+    assert_eq!(code, 422);
+    assert_eq!(
+        s["message"],
+        "CreateOptions.meta.k8s.io \"\" is invalid: fieldValidation: Unsupported value: \"Sometimes\": supported values: \"\", \"Ignore\", \"Strict\", \"Warn\""
+    );
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}});
+    let (code, s) = api.post(cms, secret).await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        s["message"],
+        "Secret in version \"v1\" cannot be handled as a ConfigMap: converting (v1.Secret) to (core.ConfigMap): unknown conversion"
+    );
+    let (code, headers, body) = common::raw_with_headers(
+        api.sim.handle.addr,
+        &api.sim.handle.admin_token,
+        "GET",
+        "/apis/nope.example.com/v1",
+        "",
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(code, 404);
+    assert!(body.is_null(), "a text answer: {body}");
+    assert_eq!(
+        headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("text/plain; charset=utf-8")
+    );
+    let long = "a".repeat(253);
+    api.created(cms, json!({"metadata": {"name": long}})).await;
 }

@@ -933,6 +933,16 @@ fn norm_value(v: &mut Value, n: &Norm, key: &str) {
                     o.remove("annotations");
                 }
             }
+            // A CRD's conditions are written by several controllers (names, establishing, API approval) in
+            // whichever order they run: conditions are a map keyed by type, compared sorted by it.
+            if key == "status"
+                && let Some(Value::Array(cs)) = o.get_mut("conditions")
+                && cs
+                    .iter()
+                    .all(|c| c.get("type").is_some_and(Value::is_string))
+            {
+                cs.sort_by_key(|c| c["type"].as_str().unwrap_or("").to_string());
+            }
             // The real server orders the causes of a custom resource's schema violations by Go map iteration
             // (random): causes are sorted, and the message's bracketed list with them.
             if o.get("kind").and_then(Value::as_str) == Some("Status") {

@@ -47,12 +47,12 @@ fn delete_opts(ctx: &Ctx) -> ApiResult<DeleteOpts> {
     {
         return Err(ApiError::invalid(
             "DeleteOptions",
-            "",
+            "meta.k8s.io",
             "",
             vec![Cause {
                 reason: "FieldValueNotSupported".into(),
                 message: format!(
-                    "propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+                    "propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
                 ),
                 field: "propagationPolicy".into(),
             }],

@@ -92,10 +92,7 @@ async fn resource(sim: &Arc<Sim>, ctx: &Ctx, p: ResourcePath) -> ApiResult<Respo
     }
     let verb = verb_for(ctx, &p);
     if verb == "unknown" {
-        return Err(ApiError::method_not_allowed(
-            ctx.method.as_str(),
-            &rt.qualified(),
-        ));
+        return Err(ApiError::method_not_allowed());
     }
     let ns = p.namespace.clone();
     let attrs = Attrs::resource(
@@ -107,14 +104,17 @@ async fn resource(sim: &Arc<Sim>, ctx: &Ctx, p: ResourcePath) -> ApiResult<Respo
         p.name.as_deref(),
     );
     require(sim, &ctx.user, &attrs)?;
+    check_field_validation(ctx, verb)?;
+    if !accept_is_served(ctx.header("accept")) {
+        return Err(ApiError::not_acceptable(
+            "406: Not Acceptable\n\nAvailable representations: application/json, application/yaml, application/vnd.kubernetes.protobuf",
+        ));
+    }
 
     // Create-only review resources.
     if rt.verbs == ["create"] {
         if verb != "create" {
-            return Err(ApiError::method_not_allowed(
-                ctx.method.as_str(),
-                &rt.qualified(),
-            ));
+            return Err(ApiError::method_not_allowed());
         }
         let body = parse_body(ctx)?;
         let out = crate::reviews::handle_review(sim, &ctx.user, &rt, ns.as_deref(), body)?;
@@ -131,10 +131,7 @@ async fn resource(sim: &Arc<Sim>, ctx: &Ctx, p: ResourcePath) -> ApiResult<Respo
                 Ok(read::object_response(ctx, &rt, 201, &obj))
             }
             "deletecollection" => delete::delete_collection(sim, ctx, &rt, ns.as_deref()),
-            _ => Err(ApiError::method_not_allowed(
-                ctx.method.as_str(),
-                &rt.qualified(),
-            )),
+            _ => Err(ApiError::method_not_allowed()),
         },
         (None, Some(name)) => {
             let ns = ns.as_deref().unwrap_or("");
@@ -162,10 +159,7 @@ async fn resource(sim: &Arc<Sim>, ctx: &Ctx, p: ResourcePath) -> ApiResult<Respo
                     }
                     Ok(read::object_response(ctx, &rt, code, &Arc::new(body)))
                 }
-                _ => Err(ApiError::method_not_allowed(
-                    ctx.method.as_str(),
-                    &rt.qualified(),
-                )),
+                _ => Err(ApiError::method_not_allowed()),
             }
         }
         (Some(sub), Some(name)) => {
@@ -208,14 +202,53 @@ async fn resource(sim: &Arc<Sim>, ctx: &Ctx, p: ResourcePath) -> ApiResult<Respo
                     let out = crate::reviews::token_request(sim, ns, name, body)?;
                     Ok(json_response(201, &out))
                 }
-                _ => Err(ApiError::method_not_allowed(
-                    ctx.method.as_str(),
-                    &format!("{}/{sub}", rt.qualified()),
-                )),
+                _ => Err(ApiError::method_not_allowed()),
             }
         }
         (Some(_), None) => Err(ApiError::no_route()),
     }
+}
+
+/// Whether an `Accept` header names a media type the apiserver can answer with (JSON, YAML, protobuf, or a
+/// wildcard); an empty header accepts anything.
+pub(crate) fn accept_is_served(accept: &str) -> bool {
+    accept.trim().is_empty()
+        || accept.split(',').any(|range| {
+            let media = range.split(';').next().unwrap_or("").trim();
+            matches!(
+                media.to_ascii_lowercase().as_str(),
+                "*/*"
+                    | "application/*"
+                    | "application/json"
+                    | "application/yaml"
+                    | "application/vnd.kubernetes.protobuf"
+            )
+        })
+}
+
+/// The write options' `fieldValidation` must be one the apiserver knows: 422 on
+/// `CreateOptions`/`UpdateOptions`/`PatchOptions` otherwise.
+fn check_field_validation(ctx: &Ctx, verb: &str) -> ApiResult<()> {
+    let options = match verb {
+        "create" => "CreateOptions",
+        "update" => "UpdateOptions",
+        "patch" => "PatchOptions",
+        _ => return Ok(()),
+    };
+    let value = ctx.query.get("fieldValidation").unwrap_or("");
+    if matches!(value, "" | "Ignore" | "Strict" | "Warn") {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        options,
+        "meta.k8s.io",
+        "",
+        vec![crate::registry::validate::not_supported(
+            "fieldValidation",
+            value,
+            &["", "Ignore", "Strict", "Warn"],
+        )],
+    ))
 }
 
 pub(crate) fn strict_of(ctx: &Ctx) -> bool {

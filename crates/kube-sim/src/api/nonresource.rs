@@ -33,7 +33,7 @@ pub(crate) async fn non_resource(
     let reg = sim.registry.read().clone();
     let get_only = |v: Value| -> ApiResult<Response<Body>> {
         if ctx.method != Method::GET && ctx.method != Method::HEAD {
-            return Err(ApiError::method_not_allowed(ctx.method.as_str(), path));
+            return Err(ApiError::method_not_allowed());
         }
         Ok(json_response(200, &v))
     };
@@ -88,10 +88,15 @@ pub(crate) async fn non_resource(
         ["api", v] => {
             get_only(crate::discovery::resource_list(&reg, "", v).ok_or_else(ApiError::no_route)?)
         }
-        ["apis", g] => get_only(crate::discovery::group(&reg, g).ok_or_else(ApiError::no_route)?),
-        ["apis", g, v] => {
-            get_only(crate::discovery::resource_list(&reg, g, v).ok_or_else(ApiError::no_route)?)
-        }
+        // A group or version nobody serves falls through to the apiserver's mux: Go's plain-text 404.
+        ["apis", g] => match crate::discovery::group(&reg, g) {
+            Some(group) => get_only(group),
+            None => page_not_found(),
+        },
+        ["apis", g, v] => match crate::discovery::resource_list(&reg, g, v) {
+            Some(list) => get_only(list),
+            None => page_not_found(),
+        },
         ["openapi", "v2"] => {
             if ctx.header("accept").contains("protobuf") {
                 return Response::builder()
@@ -128,4 +133,15 @@ pub(crate) async fn non_resource(
         }
         _ => Err(ApiError::no_route()),
     }
+}
+
+/// Go's `http.NotFound`: `404 page not found` as text, what the apiserver's mux answers for paths no API
+/// group serves.
+fn page_not_found() -> ApiResult<Response<Body>> {
+    Response::builder()
+        .status(404)
+        .header("content-type", "text/plain; charset=utf-8")
+        .header("x-content-type-options", "nosniff")
+        .body(full("404 page not found\n"))
+        .map_err(|e| ApiError::internal(e.to_string()))
 }

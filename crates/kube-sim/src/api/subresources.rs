@@ -59,7 +59,10 @@ pub(crate) fn bind_pod(sim: &Sim, ns: &str, name: &str, body: &Value) -> ApiResu
         || ApiError::not_found("pods", "", name),
     )?;
     let _ = obj;
-    Ok(crate::error::success_status(None))
+    // The binding REST answers `metav1.Status{Status: Success, Code: 201}`.
+    let mut status = crate::error::success_status(None);
+    status["code"] = serde_json::json!(201);
+    Ok(status)
 }
 
 /// The pod a binding produces, as the apiserver's binding storage writes it: `spec.nodeName`, the binding's
@@ -224,15 +227,12 @@ fn scale_request(ctx: &Ctx, patch: bool) -> ApiResult<ScaleFn> {
             }
             Ok(Box::new(move |cur| Ok(patch::merge_patch(cur, &body))))
         }
-        other => Err(ApiError::unsupported_media_type(
-            other,
-            &[
-                "application/json-patch+json",
-                "application/merge-patch+json",
-                "application/strategic-merge-patch+json",
-                "application/apply-patch+yaml",
-            ],
-        )),
+        _ => Err(ApiError::unsupported_media_type(&[
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/strategic-merge-patch+json",
+            "application/apply-patch+yaml",
+        ])),
     }
 }
 

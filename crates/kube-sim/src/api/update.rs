@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use super::{dry_run, strict_of};
 use crate::Sim;
-use crate::error::{ApiError, ApiResult};
-use crate::meta::{self, meta_str};
+use crate::error::{ApiError, ApiResult, Cause};
+use crate::meta;
 use crate::registry::{self, create::metadata_mut};
 use crate::resources::ResourceType;
 use crate::server::{Ctx, parse_body};
@@ -55,8 +55,12 @@ pub(crate) async fn patch(
         .copied()
         .filter(|t| !(custom && *t == "application/strategic-merge-patch+json"))
         .collect();
+    if !PATCH_TYPES.contains(&ct.as_str()) {
+        // Not a patch type at all: the apiserver's patch handler answers with the bare status text.
+        return Err(ApiError::unsupported_patch_type());
+    }
     if !accepted.contains(&ct.as_str()) {
-        return Err(ApiError::unsupported_media_type(&ct, &accepted));
+        return Err(ApiError::unsupported_media_type(&accepted));
     }
     let patch_body: Value = if ct == "application/apply-patch+yaml" {
         parse_body(ctx)?
@@ -66,9 +70,30 @@ pub(crate) async fn patch(
     };
     let strict = strict_of(ctx);
     if ct == "application/apply-patch+yaml" {
-        let manager = ctx.query.get("fieldManager").filter(|m| !m.is_empty()).ok_or_else(|| {
-            ApiError::bad_request("PATCH /apply requires fieldManager to be set (fieldManager is required for apply requests)")
-        })?;
+        let manager = ctx
+            .query
+            .get("fieldManager")
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "PatchOptions",
+                    "meta.k8s.io",
+                    "",
+                    vec![Cause {
+                        reason: "FieldValueRequired".into(),
+                        message: "fieldManager: Required value: is required for apply patch".into(),
+                        field: "fieldManager".into(),
+                    }],
+                )
+            })?;
+        let kind = meta::str_at(&patch_body, "/kind");
+        if !kind.is_empty() && kind != rt.kind {
+            let (group, version) =
+                crate::resources::split_api_version(meta::str_at(&patch_body, "/apiVersion"));
+            return Err(ApiError::bad_request(format!(
+                "invalid object type: {group}/{version}, Kind={kind}"
+            )));
+        }
         let force = ctx.query.flag("force");
         if sim.store.get(&rt.key(), ns, name).is_none() {
             if status_only {
@@ -123,12 +148,17 @@ pub(crate) async fn patch(
     let apply = |cur: &Value| -> ApiResult<Value> {
         match ct.as_str() {
             "application/json-patch+json" => {
-                kube_sim_machinery::patch::json_patch(cur, &patch_body).map_err(|e| {
-                    let mut err =
-                        ApiError::invalid(&rt.kind, &rt.group, meta_str(cur, "name"), Vec::new());
-                    err.message = format!(
-                        "the server rejected our request due to an error in our request: {e}"
-                    );
+                if let Some(kind) = go_json_kind_unless_array(&patch_body) {
+                    return Err(ApiError::bad_request(format!(
+                        "error decoding patch: json: cannot unmarshal {kind} into Go value of type []handlers.jsonPatchOp"
+                    )));
+                }
+                // The apiserver keeps why the patch failed to itself: a bare 422 without details.
+                kube_sim_machinery::patch::json_patch(cur, &patch_body).map_err(|_| {
+                    let mut err = ApiError::invalid(&rt.kind, &rt.group, "", Vec::new());
+                    err.message =
+                        "the server rejected our request due to an error in our request".into();
+                    err.details = None;
                     err
                 })
             }
@@ -203,4 +233,16 @@ fn patch_with(
     };
     let obj = registry::update_with(sim, rt, ns, name, opts, &checked)?;
     Ok((obj, 200))
+}
+
+/// Go's name for a JSON value's type in an unmarshal error (`object`, `string`, ...), or None for an array.
+fn go_json_kind_unless_array(v: &Value) -> Option<&'static str> {
+    match v {
+        Value::Array(_) => None,
+        Value::Object(_) => Some("object"),
+        Value::String(_) => Some("string"),
+        Value::Number(_) => Some("number"),
+        Value::Bool(_) => Some("bool"),
+        Value::Null => None,
+    }
 }

@@ -19,9 +19,21 @@ pub(crate) fn check_type_meta(rt: &ResourceType, obj: &mut Value) -> ApiResult<(
     let kind = crate::meta::str_at(obj, "/kind");
     let av = crate::meta::str_at(obj, "/apiVersion");
     if !kind.is_empty() && kind != rt.kind {
+        // The decoder's words: the body's kind cannot be converted to the URL's.
+        let version = crate::resources::split_api_version(av).1;
+        let version = if version.is_empty() {
+            rt.version.as_str()
+        } else {
+            version
+        };
+        let internal = if rt.group.is_empty() {
+            "core"
+        } else {
+            rt.group.split('.').next().unwrap_or(&rt.group)
+        };
         return Err(ApiError::bad_request(format!(
-            "the object provided is unrecognized (must be of type {}): kind {kind} does not match the URL",
-            rt.kind
+            "{kind} in version \"{version}\" cannot be handled as a {}: converting ({version}.{kind}) to ({internal}.{}): unknown conversion",
+            rt.kind, rt.kind
         )));
     }
     if !av.is_empty() && av != want_av {

@@ -117,6 +117,9 @@ fn crd_status(obj: &mut Value) -> ApiResult<()> {
         )
     })?;
     let _ = types;
+    if obj.pointer("/spec/conversion").is_none_or(Value::is_null) && obj["spec"].is_object() {
+        obj["spec"]["conversion"] = json!({"strategy": "None"});
+    }
     let now = crate::meta::now_rfc3339();
     let storage: Vec<Value> = obj
         .pointer("/spec/versions")
@@ -128,15 +131,62 @@ fn crd_status(obj: &mut Value) -> ApiResult<()> {
                 .collect()
         })
         .unwrap_or_default();
+    let group = crate::meta::str_at(obj, "/spec/group").to_string();
+    let approval = obj
+        .pointer("/metadata/annotations/api-approved.kubernetes.io")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let mut conditions = Vec::new();
+    if let Some((status, reason, message)) = api_approval(&group, approval.as_deref()) {
+        conditions.push(json!({"type": "KubernetesAPIApprovalPolicyConformant", "status": status, "reason": reason, "message": message, "lastTransitionTime": now}));
+    }
+    conditions.push(json!({"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": now}));
+    conditions.push(json!({"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": now}));
     obj["status"] = json!({
         "acceptedNames": obj.pointer("/spec/names").cloned().unwrap_or(json!({})),
-        "conditions": [
-            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": now},
-            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": now}
-        ],
+        "conditions": conditions,
         "storedVersions": storage
     });
     Ok(())
+}
+
+/// The apiextensions API-approval controller's condition for a CRD in a protected group (`k8s.io`,
+/// `kubernetes.io` and their subdomains): (status, reason, message), or None outside those groups.
+pub fn api_approval(
+    group: &str,
+    annotation: Option<&str>,
+) -> Option<(&'static str, &'static str, String)> {
+    const SEE: &str = "see https://github.com/kubernetes/enhancements/pull/1111";
+    let protected = ["k8s.io", "kubernetes.io"]
+        .iter()
+        .any(|g| group == *g || group.ends_with(&format!(".{g}")));
+    if !protected {
+        return None;
+    }
+    Some(match annotation {
+        None => (
+            "False",
+            "MissingAnnotation",
+            format!(
+                "protected groups must have approval annotation \"api-approved.kubernetes.io\", {SEE}"
+            ),
+        ),
+        Some(v) if v.starts_with("unapproved") => (
+            "False",
+            "UnapprovedAnnotation",
+            format!("not approved: {v:?}"),
+        ),
+        Some(v) if v.starts_with("https://") || v.starts_with("http://") => {
+            ("True", "ApprovedAnnotation", format!("approved in {v}"))
+        }
+        Some(_) => (
+            "False",
+            "InvalidAnnotation",
+            format!(
+                "protected groups must have approval annotation \"api-approved.kubernetes.io\" with either a URL or a reason starting with \"unapproved\", {SEE}"
+            ),
+        ),
+    })
 }
 
 fn pod_defaults(sim: &Sim, obj: &mut Value) -> ApiResult<()> {
@@ -679,6 +729,24 @@ pub fn pod_update_causes(cur: &Value, next: &Value) -> Vec<Cause> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protected_groups_get_the_api_approval_condition() {
+        assert_eq!(api_approval("example.com", None), None);
+        let (status, reason, message) =
+            api_approval("aadpodidentity.k8s.io", Some("unapproved")).expect("protected");
+        assert_eq!((status, reason), ("False", "UnapprovedAnnotation"));
+        assert_eq!(message, "not approved: \"unapproved\"");
+        let approved = api_approval(
+            "x.kubernetes.io",
+            Some("https://github.com/kubernetes/enhancements/pull/1111"),
+        );
+        assert_eq!(approved.map(|a| a.1), Some("ApprovedAnnotation"));
+        assert_eq!(
+            api_approval("k8s.io", None).map(|a| a.1),
+            Some("MissingAnnotation")
+        );
+    }
 
     #[test]
     fn projected_volumes_and_containers_get_the_apiserver_defaults() {

@@ -44,12 +44,13 @@ pub fn delete_object(
         if let Some(uid) = &opts.uid
             && uid != meta_str(cur, "uid")
         {
+            // The storage's precondition error names the kind, not the resource.
             return Err(ApiError::conflict_with(
-                &rt.resource,
+                &rt.kind,
                 &rt.group,
                 name,
                 &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    "the UID in the precondition ({uid}) does not match the UID in record ({}). The object might have been deleted and then recreated",
                     meta_str(cur, "uid")
                 ),
             ));
@@ -58,11 +59,11 @@ pub fn delete_object(
             && rv != meta_str(cur, "resourceVersion")
         {
             return Err(ApiError::conflict_with(
-                &rt.resource,
+                &rt.kind,
                 &rt.group,
                 name,
                 &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    "the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({}). The object might have been modified",
                     meta_str(cur, "resourceVersion")
                 ),
             ));
@@ -77,7 +78,10 @@ pub fn delete_object(
         let mut v = cur.clone();
         let m = metadata_mut(&mut v);
         m.insert("deletionTimestamp".into(), json!(now));
-        m.insert("deletionGracePeriodSeconds".into(), json!(0));
+        // The namespace strategy sets no grace period; every other kind's graceful-deletion step writes 0.
+        if !is_namespace {
+            m.insert("deletionGracePeriodSeconds".into(), json!(0));
+        }
         if foreground {
             let fins = m.entry("finalizers").or_insert_with(|| json!([]));
             if let Some(a) = fins.as_array_mut()

@@ -147,7 +147,7 @@ impl Sim {
             if authorize(self, &user, &attrs).0 {
                 Ok(())
             } else {
-                Err(ApiError::forbidden(attrs.forbidden_message(&user.name)))
+                Err(attrs.forbidden(&user.name))
             }
         };
         let check =

@@ -75,6 +75,20 @@ impl Attrs {
         }
     }
 
+    /// The 403 for these attributes: the message, and details naming the resource (`{kind: <resource>, group,
+    /// name}`, empty for a non-resource path), as the apiserver's `NewForbidden` writes them.
+    pub fn forbidden(&self, user: &str) -> crate::error::ApiError {
+        let e = crate::error::ApiError::forbidden(self.forbidden_message(user));
+        if !self.resource_request {
+            return e.with_details("", "", "");
+        }
+        e.with_details(
+            self.name.as_deref().unwrap_or(""),
+            &self.group,
+            &self.resource,
+        )
+    }
+
     /// The message of a 403 for these attributes.
     pub fn forbidden_message(&self, user: &str) -> String {
         if !self.resource_request {
@@ -162,4 +176,23 @@ fn rbac_decision(sim: &Sim, user: &User, attrs: &Attrs) -> (bool, String) {
     let snap = rbac_snapshot(sim);
     let d = kube_sim_auth::authorize(&auth_attrs(user.user_info(), attrs), snap.as_ref());
     (d.allowed, d.reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_names_the_resource_in_its_details() {
+        let get = Attrs::resource("get", "", "configmaps", None, Some("ns"), Some("c"));
+        let status = get.forbidden("bob").to_status();
+        assert_eq!(
+            status["details"],
+            serde_json::json!({"name": "c", "kind": "configmaps"})
+        );
+        let path = Attrs::non_resource("get", "/metrics")
+            .forbidden("bob")
+            .to_status();
+        assert_eq!(path["details"], serde_json::json!({}));
+    }
 }

@@ -88,6 +88,7 @@ impl ApiError {
             "NotFound",
             "the server could not find the requested resource",
         )
+        .with_details("", "", "")
     }
 
     /// 405 MethodNotAllowed.
@@ -98,6 +99,7 @@ impl ApiError {
             "MethodNotAllowed",
             "the server does not allow this method on the requested resource",
         )
+        .with_details("", "", "")
     }
 
     /// 409 AlreadyExists.
@@ -163,6 +165,7 @@ impl ApiError {
     /// 415 UnsupportedMediaType for a PATCH whose Content-Type is no patch type: the bare status text.
     pub fn unsupported_patch_type() -> Self {
         Self::new(415, "UnsupportedMediaType", "415: Unsupported Media Type")
+            .with_details("", "", "")
     }
 
     /// 415 UnsupportedMediaType.
@@ -179,7 +182,7 @@ impl ApiError {
 
     /// 406 NotAcceptable.
     pub fn not_acceptable(message: impl Into<String>) -> Self {
-        Self::new(406, "NotAcceptable", message)
+        Self::new(406, "NotAcceptable", message).with_details("", "", "")
     }
 
     /// 422 Invalid with field causes: `Kind "name" is invalid: [cause, ...]`.
@@ -217,8 +220,21 @@ impl ApiError {
     }
 
     /// 500 with a webhook failure message (reason InternalError, as the apiserver reports failed calls).
+    /// `NewInternalError(err)`: the message prefixed `Internal error occurred: `, the error itself as the one
+    /// cause.
     pub fn webhook_failed(message: impl Into<String>) -> Self {
-        Self::new(500, "InternalError", message)
+        let message = message.into();
+        let cause = message
+            .strip_prefix("Internal error occurred: ")
+            .unwrap_or(&message)
+            .to_string();
+        let mut e = Self::new(500, "InternalError", message);
+        e.causes = vec![Cause {
+            reason: String::new(),
+            message: cause,
+            field: String::new(),
+        }];
+        e
     }
 
     /// 429 TooManyRequests.
@@ -259,7 +275,26 @@ impl ApiError {
                 let causes: Vec<Value> = self
                     .causes
                     .iter()
-                    .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                    .map(|c| {
+                        // The Status message keeps `field: ...`; a cause's message leaves the field to `field`.
+                        let message = c
+                            .message
+                            .strip_prefix(&format!("{}: ", c.field))
+                            .filter(|_| !c.field.is_empty())
+                            .unwrap_or(&c.message);
+                        // StatusCause's fields are `omitempty`.
+                        let mut cause = serde_json::Map::new();
+                        for (k, v) in [
+                            ("reason", c.reason.as_str()),
+                            ("message", message),
+                            ("field", c.field.as_str()),
+                        ] {
+                            if !v.is_empty() {
+                                cause.insert(k.into(), json!(v));
+                            }
+                        }
+                        Value::Object(cause)
+                    })
                     .collect();
                 details.insert("causes".into(), Value::Array(causes));
             }

@@ -45,7 +45,7 @@ fn require(sim: &Sim, user: &User, attrs: &Attrs) -> ApiResult<()> {
     }
     // Anonymous requests are authorised like any other user: a denial is 403 for system:anonymous, as with the
     // apiserver's anonymous auth (401 is only for credentials that do not authenticate).
-    Err(ApiError::forbidden(attrs.forbidden_message(&user.name)))
+    Err(attrs.forbidden(&user.name))
 }
 
 /// Route a request.

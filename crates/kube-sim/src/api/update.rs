@@ -158,8 +158,7 @@ pub(crate) async fn patch(
                     let mut err = ApiError::invalid(&rt.kind, &rt.group, "", Vec::new());
                     err.message =
                         "the server rejected our request due to an error in our request".into();
-                    err.details = None;
-                    err
+                    err.with_details("", "", "")
                 })
             }
             "application/merge-patch+json" => {

@@ -118,10 +118,17 @@ pub fn prepare_create(
                 if n.pointer("/metadata/deletionTimestamp")
                     .is_some_and(|v| !v.is_null()) =>
             {
-                return Err(ApiError::forbidden(format!(
+                let mut e = ApiError::forbidden(format!(
                     "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                     rt.qualified()
-                )));
+                ))
+                .with_details(&name, &rt.group, &rt.resource);
+                e.causes = vec![Cause {
+                    reason: "NamespaceTerminating".into(),
+                    message: format!("namespace {ns} is being terminated"),
+                    field: "metadata.namespace".into(),
+                }];
+                return Err(e);
             }
             Some(_) => {}
         }

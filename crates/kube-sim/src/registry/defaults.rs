@@ -627,7 +627,8 @@ fn service_account_admission(sim: &Sim, obj: &mut Value) -> ApiResult<()> {
     else {
         return Err(ApiError::forbidden(format!(
             "pods \"{name}\" is forbidden: error looking up service account {ns}/{sa_name}: serviceaccount \"{sa_name}\" not found"
-        )));
+        ))
+        .with_details(&name, "", "pods"));
     };
     let automount = obj
         .pointer("/spec/automountServiceAccountToken")

@@ -343,16 +343,13 @@ impl ParsedSpec {
         match (&self.resource, &self.non_resource) {
             (Some(_), Some(nr)) => errs.push(FieldError::invalid(
                 "spec.nonResourceAttributes",
-                format!(
-                    "authorization.NonResourceAttributes{{Path:{}, Verb:{}}}",
-                    go_quote(&nr.path),
-                    go_quote(&nr.verb)
-                ),
+                // The apiserver prints the internal struct as JSON (its fields have no JSON tags).
+                serde_json::json!({"Path": nr.path, "Verb": nr.verb}).to_string(),
                 "cannot be specified in combination with resourceAttributes",
             )),
             (None, None) => errs.push(FieldError::invalid(
                 "spec.resourceAttributes",
-                go_quote("null"),
+                "null".to_owned(),
                 "exactly one of nonResourceAttributes or resourceAttributes must be specified",
             )),
             _ => {}

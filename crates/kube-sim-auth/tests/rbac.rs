@@ -804,11 +804,11 @@ fn sar_spec_validation_messages() {
     let cases = [
         (
             json!({"user": "a"}),
-            r#"spec.resourceAttributes: Invalid value: "null": exactly one of nonResourceAttributes or resourceAttributes must be specified"#,
+            r#"spec.resourceAttributes: Invalid value: null: exactly one of nonResourceAttributes or resourceAttributes must be specified"#,
         ),
         (
             json!({"user": "a", "resourceAttributes": {"verb": "get"}, "nonResourceAttributes": {"path": "/x", "verb": "get"}}),
-            r#"spec.nonResourceAttributes: Invalid value: authorization.NonResourceAttributes{Path:"/x", Verb:"get"}: cannot be specified in combination with resourceAttributes"#,
+            r#"spec.nonResourceAttributes: Invalid value: {"Path":"/x","Verb":"get"}: cannot be specified in combination with resourceAttributes"#,
         ),
         (
             json!({"resourceAttributes": {"verb": "get"}}),
@@ -816,11 +816,11 @@ fn sar_spec_validation_messages() {
         ),
         (
             json!({}),
-            r#"[spec.resourceAttributes: Invalid value: "null": exactly one of nonResourceAttributes or resourceAttributes must be specified, spec.user: Invalid value: "": at least one of user or group must be specified]"#,
+            r#"[spec.resourceAttributes: Invalid value: null: exactly one of nonResourceAttributes or resourceAttributes must be specified, spec.user: Invalid value: "": at least one of user or group must be specified]"#,
         ),
         (
             Value::Null,
-            r#"[spec.resourceAttributes: Invalid value: "null": exactly one of nonResourceAttributes or resourceAttributes must be specified, spec.user: Invalid value: "": at least one of user or group must be specified]"#,
+            r#"[spec.resourceAttributes: Invalid value: null: exactly one of nonResourceAttributes or resourceAttributes must be specified, spec.user: Invalid value: "": at least one of user or group must be specified]"#,
         ),
     ];
     for (spec, want) in cases {
@@ -893,7 +893,7 @@ fn self_sar_uses_the_requester() {
     let err = Attributes::from_self_sar_spec(&json!({}), &me).map_err(|e| e.to_string());
     assert_eq!(
         err,
-        Err(r#"spec.resourceAttributes: Invalid value: "null": exactly one of nonResourceAttributes or resourceAttributes must be specified"#.to_owned())
+        Err(r#"spec.resourceAttributes: Invalid value: null: exactly one of nonResourceAttributes or resourceAttributes must be specified"#.to_owned())
     );
 }
 

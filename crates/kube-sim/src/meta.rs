@@ -122,7 +122,7 @@ pub fn validate_metadata(obj: &Value) -> Vec<Cause> {
                     if !valid_label_value(v) {
                         causes.push(Cause {
                             reason: "FieldValueInvalid".into(),
-                            message: format!("metadata.labels: Invalid value: \"{v}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"),
+                            message: format!("metadata.labels: Invalid value: \"{v}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"),
                             field: "metadata.labels".into(),
                         });
                     }

@@ -151,8 +151,9 @@ pub fn handle_review(
             ))
         }
         "subjectaccessreviews" | "localsubjectaccessreviews" => {
+            // The apiserver's Invalid errors of access reviews name an empty kind (`.authorization.k8s.io ""`).
             let attrs = kube_sim_auth::Attributes::from_sar_spec(&spec)
-                .map_err(|e| auth_err(&rt.kind, &rt.group, "", e))?;
+                .map_err(|e| auth_err("", &rt.group, "", e))?;
             if rt.resource == "localsubjectaccessreviews" {
                 let want = ns.unwrap_or("");
                 if attrs.namespace() != want {
@@ -178,7 +179,7 @@ pub fn handle_review(
         }
         "selfsubjectaccessreviews" => {
             let attrs = kube_sim_auth::Attributes::from_self_sar_spec(&spec, &user.user_info())
-                .map_err(|e| auth_err(&rt.kind, &rt.group, "", e))?;
+                .map_err(|e| auth_err("", &rt.group, "", e))?;
             let d = kube_sim_auth::authorize(&attrs, crate::authz::rbac_snapshot(sim).as_ref());
             Ok(review_object(&rt.kind, &av, &body, d.to_status()))
         }
@@ -201,6 +202,14 @@ pub fn handle_review(
 
 /// `POST serviceaccounts/NAME/token`.
 pub fn token_request(sim: &Sim, ns: &str, sa_name: &str, body: Value) -> ApiResult<Value> {
+    let kind = crate::meta::str_at(&body, "/kind");
+    if !kind.is_empty() && kind != "TokenRequest" {
+        let version =
+            crate::resources::split_api_version(crate::meta::str_at(&body, "/apiVersion")).1;
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a TokenRequest: converting ({version}.{kind}) to (authentication.TokenRequest): unknown conversion"
+        )));
+    }
     let sa = sim
         .store
         .get(&ResKey::new("", "serviceaccounts"), ns, sa_name)
@@ -237,8 +246,10 @@ pub fn token_request(sim: &Sim, ns: &str, sa_name: &str, body: Value) -> ApiResu
             "Secret" => ("secrets", BoundObjectKind::Secret),
             "Node" => ("nodes", BoundObjectKind::Node),
             other => {
+                let (group, version) =
+                    crate::resources::split_api_version(crate::meta::str_at(b, "/apiVersion"));
                 return Err(ApiError::bad_request(format!(
-                    "cannot bind token for serviceaccount \"{sa_name}\" to object of type \"{other}\""
+                    "cannot bind token to object of type {group}/{version}, Kind={other}"
                 )));
             }
         };
@@ -298,7 +309,7 @@ pub fn token_request(sim: &Sim, ns: &str, sa_name: &str, body: Value) -> ApiResu
     let issued = sim
         .signer
         .issue(&input, crate::meta::now_unix())
-        .map_err(|e| auth_err("TokenRequest", "authentication.k8s.io", sa_name, e))?;
+        .map_err(|e| auth_err("TokenRequest", "authentication.k8s.io", "", e))?;
     let mut spec_out = spec.clone();
     spec_out["audiences"] = json!(input.audiences);
     spec_out["expirationSeconds"] = json!(

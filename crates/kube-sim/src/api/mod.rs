@@ -165,6 +165,10 @@ async fn resource(sim: &Arc<Sim>, ctx: &Ctx, p: ResourcePath) -> ApiResult<Respo
         (Some(sub), Some(name)) => {
             let ns = ns.as_deref().unwrap_or("");
             if rt.subresource(sub).is_none() {
+                // The apiextensions handler answers a subresource a CRD does not serve with NotFound of the object.
+                if rt.crd.is_some() {
+                    return Err(ApiError::not_found(&rt.resource, &rt.group, name));
+                }
                 return Err(ApiError::no_route());
             }
             match (sub, verb) {

@@ -92,7 +92,13 @@ impl Watcher {
     fn render(&self, obj: &Arc<Value>) -> Value {
         let obj = for_version(&self.rt, obj);
         match &self.table {
-            Some(t) => table_of(&t.ctx_accept, &self.rt, &[&obj], json!({})),
+            // A Table event carries the object's resourceVersion in the Table's metadata.
+            Some(t) => table_of(
+                &t.ctx_accept,
+                &self.rt,
+                &[&obj],
+                json!({"resourceVersion": obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null)}),
+            ),
             None => (*obj).clone(),
         }
     }

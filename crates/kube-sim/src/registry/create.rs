@@ -185,8 +185,10 @@ pub(crate) fn validate_custom(rt: &ResourceType, obj: &mut Value, strict: bool) 
             .map(|f| format!("unknown field \"{f}\""))
             .collect::<Vec<_>>()
             .join(", ");
+        let kind = &rt.kind;
         return Err(ApiError::bad_request(format!(
-            "strict decoding error: {list}"
+            "{kind} in version \"{}\" cannot be handled as a {kind}: strict decoding error: {list}",
+            rt.version
         )));
     }
     if !admission.errors.is_empty() {

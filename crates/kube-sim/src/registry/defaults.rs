@@ -72,9 +72,72 @@ pub fn on_create(sim: &Sim, rt: &ResourceType, obj: &mut Value) -> ApiResult<()>
             secret_write_defaults(obj)?;
         }
         "pods" => pod_defaults(sim, obj)?,
+        "nodes" => node_defaults(obj),
         _ => {}
     }
     Ok(())
+}
+
+/// The taint the TaintNodesByCondition admission plugin puts on a new node until its kubelet reports Ready
+/// (kube-sim's scheduling ignores taints, so pods that name their node are unaffected).
+const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
+
+/// A new node as the apiserver stores it: `spec.podCIDRs` from `spec.podCIDR`, the not-ready NoSchedule taint
+/// (TaintNodesByCondition), and the status fields Go always writes (`daemonEndpoints`, empty `nodeInfo`).
+pub fn node_defaults(obj: &mut Value) {
+    if !obj.get("spec").is_some_and(Value::is_object) {
+        obj["spec"] = json!({});
+    }
+    let spec = &mut obj["spec"];
+    if let Some(cidr) = spec
+        .get("podCIDR")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+        && spec
+            .get("podCIDRs")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+    {
+        spec["podCIDRs"] = json!([cidr]);
+    }
+    let tainted = spec
+        .get("taints")
+        .and_then(Value::as_array)
+        .is_some_and(|ts| {
+            ts.iter()
+                .any(|t| t["key"] == NOT_READY_TAINT && t["effect"] == "NoSchedule")
+        });
+    if !tainted {
+        let taint = json!({"key": NOT_READY_TAINT, "effect": "NoSchedule"});
+        match spec.get_mut("taints").and_then(Value::as_array_mut) {
+            Some(ts) => ts.push(taint),
+            None => spec["taints"] = json!([taint]),
+        }
+    }
+    if !obj.get("status").is_some_and(Value::is_object) {
+        obj["status"] = json!({});
+    }
+    let status = &mut obj["status"];
+    default_if_unset(
+        status,
+        "daemonEndpoints",
+        json!({"kubeletEndpoint": {"Port": 0}}),
+    );
+    default_if_unset(status, "nodeInfo", json!({}));
+    for key in [
+        "machineID",
+        "systemUUID",
+        "bootID",
+        "kernelVersion",
+        "osImage",
+        "containerRuntimeVersion",
+        "kubeletVersion",
+        "kubeProxyVersion",
+        "operatingSystem",
+        "architecture",
+    ] {
+        default_if_unset(&mut status["nodeInfo"], key, json!(""));
+    }
 }
 
 /// Defaults applied to the object an update or patch produces (not to status writes): the same decoding
@@ -730,6 +793,26 @@ pub fn pod_update_causes(cur: &Value, next: &Value) -> Vec<Cause> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_nodes_get_pod_cidrs_the_not_ready_taint_and_go_status_fields() {
+        let mut node = json!({"metadata": {"name": "n"}, "spec": {"podCIDR": "10.244.1.0/24"}});
+        node_defaults(&mut node);
+        assert_eq!(node["spec"]["podCIDRs"], json!(["10.244.1.0/24"]));
+        assert_eq!(
+            node["spec"]["taints"],
+            json!([{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}])
+        );
+        assert_eq!(
+            node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"],
+            0
+        );
+        assert_eq!(node["status"]["nodeInfo"]["kubeletVersion"], "");
+        // A second pass adds nothing.
+        let once = node.clone();
+        node_defaults(&mut node);
+        assert_eq!(node, once);
+    }
 
     #[test]
     fn protected_groups_get_the_api_approval_condition() {

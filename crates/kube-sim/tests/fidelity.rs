@@ -223,7 +223,7 @@ async fn secrets_and_role_bindings_keep_their_immutable_fields() {
     let (code, status) = api
         .put(
             &format!("{secrets}/s"),
-            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "kubernetes.io/tls", "data": {"k": "dg=="}}),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "type": "kubernetes.io/tls", "data": {"tls.crt": "dg==", "tls.key": "dg=="}}),
         )
         .await;
     assert_eq!(code, 422);
@@ -255,7 +255,7 @@ async fn secrets_and_role_bindings_keep_their_immutable_fields() {
     assert_eq!(code, 422);
     assert_eq!(
         status["message"],
-        "RoleBinding.rbac.authorization.k8s.io \"rb\" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"ClusterRole\", Name:\"edit\"}: cannot change roleRef"
+        "RoleBinding.rbac.authorization.k8s.io \"rb\" is invalid: roleRef: Invalid value: {\"APIGroup\":\"rbac.authorization.k8s.io\",\"Kind\":\"ClusterRole\",\"Name\":\"edit\"}: cannot change roleRef"
     );
     assert_eq!(status["details"]["group"], "rbac.authorization.k8s.io");
     assert_eq!(status["details"]["causes"][0]["field"], "roleRef");

@@ -73,6 +73,11 @@ pub fn on_create(sim: &Sim, rt: &ResourceType, obj: &mut Value) -> ApiResult<()>
         }
         "pods" => pod_defaults(sim, obj)?,
         "nodes" => node_defaults(obj),
+        "configmaps" => {
+            if let Some(message) = super::validate::config_map_decoding(obj) {
+                return Err(ApiError::bad_request(message));
+            }
+        }
         _ => {}
     }
     Ok(())
@@ -156,6 +161,11 @@ pub fn on_update(rt: &ResourceType, cur: &Value, next: &mut Value) -> ApiResult<
     }
     match rt.resource.as_str() {
         "secrets" => secret_write_defaults(next)?,
+        "configmaps" => {
+            if let Some(message) = super::validate::config_map_decoding(next) {
+                return Err(ApiError::bad_request(message));
+            }
+        }
         "services" => super::service::update_defaults(cur, next),
         "pods" if next.get("spec").is_some_and(Value::is_object) => {
             pod_spec_defaults(&mut next["spec"]);

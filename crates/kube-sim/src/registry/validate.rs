@@ -81,7 +81,11 @@ pub(crate) fn forbidden(field: &str, detail: &str) -> Cause {
 pub fn create_causes(group: &str, resource: &str, obj: &Value) -> Vec<Cause> {
     match (group, resource) {
         ("", "configmaps") => config_map_causes(obj),
-        ("", "secrets") => data_key_causes(obj, &["data"]),
+        ("", "secrets") => {
+            let mut causes = data_key_causes(obj, &["data"]);
+            causes.extend(secret_type_causes(obj));
+            causes
+        }
         ("", "pods") => pod_causes(obj),
         ("", "services") => super::service::validate(obj),
         ("rbac.authorization.k8s.io", "roles") => rule_causes(obj, true),
@@ -136,14 +140,59 @@ fn str_of(v: Option<&Value>) -> &str {
 }
 
 /// The internal `rbac.RoleRef` as Go's `%#v` prints it in the apiserver's message.
+/// The decoder's 400 for a ConfigMap whose `data` is not a map of strings (`ConfigMap in version "v1" cannot be
+/// handled as a ConfigMap: json: cannot unmarshal number into Go struct field ConfigMap.data of type string`).
+pub fn config_map_decoding(obj: &Value) -> Option<String> {
+    let go_kind = |v: &Value| match v {
+        Value::Number(_) => "number",
+        Value::Bool(_) => "bool",
+        Value::Object(_) => "object",
+        Value::Array(_) => "array",
+        Value::String(_) => "string",
+        Value::Null => "null",
+    };
+    let prefix =
+        "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal";
+    match obj.get("data") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(data)) => {
+            data.values()
+                .find(|v| !v.is_string() && !v.is_null())
+                .map(|v| {
+                    format!(
+                        "{prefix} {} into Go struct field ConfigMap.data of type string",
+                        go_kind(v)
+                    )
+                })
+        }
+        Some(other) => Some(format!(
+            "{prefix} {} into Go struct field ConfigMap.data of type map[string]string",
+            go_kind(other)
+        )),
+    }
+}
+
+/// A roleRef as the apiserver prints the internal struct in a field error: JSON with Go's field names.
 fn role_ref_go(role_ref: Option<&Value>) -> String {
-    let get = |k: &str| go_quote(str_of(role_ref.and_then(|r| r.get(k))));
-    format!(
-        "rbac.RoleRef{{APIGroup:{}, Kind:{}, Name:{}}}",
-        get("apiGroup"),
-        get("kind"),
-        get("name")
-    )
+    let get = |k: &str| str_of(role_ref.and_then(|r| r.get(k))).to_string();
+    serde_json::json!({"APIGroup": get("apiGroup"), "Kind": get("kind"), "Name": get("name")})
+        .to_string()
+}
+
+/// The keys a Secret of a well-known type must hold (`ValidateSecret`), each missing one `data[key]: Required value`.
+fn secret_type_causes(obj: &Value) -> Vec<Cause> {
+    let required: &[&str] = match obj.get("type").and_then(Value::as_str).unwrap_or("") {
+        "kubernetes.io/tls" => &["tls.crt", "tls.key"],
+        "kubernetes.io/ssh-auth" => &["ssh-privatekey"],
+        "kubernetes.io/dockercfg" => &[".dockercfg"],
+        "kubernetes.io/dockerconfigjson" => &[".dockerconfigjson"],
+        _ => &[],
+    };
+    required
+        .iter()
+        .filter(|k| obj.pointer("/data").and_then(|d| d.get(**k)).is_none())
+        .map(|k| self::required(&format!("data[{k}]"), ""))
+        .collect()
 }
 
 /// `immutable: true` ConfigMaps and Secrets: their data may not change, and `immutable` may not be unset.
@@ -385,6 +434,18 @@ fn go_string_slice(v: Option<&Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_map_data_must_be_strings_and_typed_secrets_need_their_keys() {
+        assert_eq!(config_map_decoding(&json!({"data": {"a": "x", "b": null}})), None);
+        assert_eq!(
+            config_map_decoding(&json!({"data": {"n": 5}})).as_deref(),
+            Some("ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal number into Go struct field ConfigMap.data of type string")
+        );
+        let tls = json!({"type": "kubernetes.io/tls", "data": {"tls.key": "a2V5"}});
+        let messages: Vec<String> = secret_type_causes(&tls).into_iter().map(|c| c.message).collect();
+        assert_eq!(messages, ["data[tls.crt]: Required value"]);
+    }
     use serde_json::json;
 
     fn messages(causes: &[Cause]) -> Vec<&str> {
@@ -476,7 +537,11 @@ mod tests {
         let next = json!({"type": "kubernetes.io/tls", "data": {}});
         assert_eq!(
             messages(&update_causes("", "secrets", &cur, &next)),
-            vec!["type: Invalid value: \"kubernetes.io/tls\": field is immutable"]
+            vec![
+                "data[tls.crt]: Required value",
+                "data[tls.key]: Required value",
+                "type: Invalid value: \"kubernetes.io/tls\": field is immutable"
+            ]
         );
         let rb = |name: &str| json!({"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}});
         assert_eq!(
@@ -487,7 +552,7 @@ mod tests {
                 &rb("b")
             )),
             vec![
-                "roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"ClusterRole\", Name:\"b\"}: cannot change roleRef"
+                "roleRef: Invalid value: {\"APIGroup\":\"rbac.authorization.k8s.io\",\"Kind\":\"ClusterRole\",\"Name\":\"b\"}: cannot change roleRef"
             ]
         );
         let locked = json!({"immutable": true, "data": {"a": "1"}});

@@ -437,13 +437,21 @@ mod tests {
 
     #[test]
     fn config_map_data_must_be_strings_and_typed_secrets_need_their_keys() {
-        assert_eq!(config_map_decoding(&json!({"data": {"a": "x", "b": null}})), None);
+        assert_eq!(
+            config_map_decoding(&json!({"data": {"a": "x", "b": null}})),
+            None
+        );
         assert_eq!(
             config_map_decoding(&json!({"data": {"n": 5}})).as_deref(),
-            Some("ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal number into Go struct field ConfigMap.data of type string")
+            Some(
+                "ConfigMap in version \"v1\" cannot be handled as a ConfigMap: json: cannot unmarshal number into Go struct field ConfigMap.data of type string"
+            )
         );
         let tls = json!({"type": "kubernetes.io/tls", "data": {"tls.key": "a2V5"}});
-        let messages: Vec<String> = secret_type_causes(&tls).into_iter().map(|c| c.message).collect();
+        let messages: Vec<String> = secret_type_causes(&tls)
+            .into_iter()
+            .map(|c| c.message)
+            .collect();
         assert_eq!(messages, ["data[tls.crt]: Required value"]);
     }
     use serde_json::json;

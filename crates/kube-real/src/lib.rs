@@ -10,13 +10,12 @@
 //!
 //! # Model
 //!
-//! [`RealKube::start`] (or [`RealKube::start_with`] and its [`Options`]) makes a fresh temporary directory, generates the PKI there (a CA; the API server's serving
-//! certificate for 127.0.0.1, `localhost` and the in-cluster names; an admin client certificate in
+//! [`RealKube::start`] (or [`RealKube::start_with`] and its [`Options`]) makes a fresh temporary directory,
+//! generates the PKI there (a CA; the API server's serving certificate for 127.0.0.1, `localhost` and the in-cluster names; an admin client certificate in
 //! `system:masters`; an RSA service-account signing key), picks free loopback ports, starts etcd, then
 //! kube-apiserver, then kube-controller-manager, and returns once `/readyz` answers `ok` and the `default`
 //! ServiceAccount exists (the controller manager's first work). The admin kubeconfig it writes embeds the CA
-//! and the client certificate, so it works from any directory; [`RealKube::write_kubeconfig`] writes the same
-//! credentials for another address of the server (a node namespace's view of it).
+//! and the client certificate, so it works from any directory.
 //!
 //! # Children
 //!
@@ -295,16 +294,6 @@ impl RealKube {
             .trim_start_matches("https://")
             .parse()
             .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-    }
-
-    /// Writes an admin kubeconfig for `server` (another address of this API server, in its certificate's
-    /// names) to `path`.
-    pub fn write_kubeconfig(&self, path: &Path, server: &str) -> anyhow::Result<()> {
-        let text =
-            std::fs::read_to_string(&self.kubeconfig).context("read the admin kubeconfig")?;
-        let mut kc: serde_json::Value = serde_json::from_str(&text)?;
-        kc["clusters"][0]["cluster"]["server"] = json!(server);
-        sim_tls::write_private(path, kc.to_string().as_bytes())
     }
 
     /// A child's log so far (`etcd`, `kube-apiserver`, `kube-controller-manager`).

@@ -118,7 +118,7 @@ async fn start_kube(
             // The admin kubeconfig where kube-sim writes its own.
             std::fs::create_dir_all(dir.join("kube"))?;
             let kubeconfig = dir.join("kube").join("kubeconfig");
-            real.write_kubeconfig(&kubeconfig, &real.url)?;
+            kubeconfig_for_server(&real.kubeconfig, &kubeconfig, &real.url)?;
             let info = KubeInfo {
                 url: real.url.clone(),
                 addr: real.addr(),
